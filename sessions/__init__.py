@@ -1,0 +1,1 @@
+"""Everything that speaks FIX: sessions, codecs, the CLI and the venue simulator."""

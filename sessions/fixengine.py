@@ -1,0 +1,246 @@
+"""The one place that owns quickfix engines: settings, guarded callbacks, start and stop.
+
+What the Python bindings demand, and how this module meets it:
+
+* A Python exception that escapes a callback ends the process from quickfix's own thread
+  (``PyErr_Print(); Py_Exit(1)``) and leaves the counterparty believing the session is up.
+  ``GuardedApplication`` runs every callback body inside a guard that records the error and
+  carries on; only quickfix's own exceptions (``RejectLogon``, ``DoNotSend``, the field and
+  tag errors that become session rejects) pass through, because quickfix expects them.
+* A ``Message`` or ``SessionID`` handed to a callback must not be kept after it returns.
+  Callbacks copy what they need (the message text, the session's name); sends use
+  ``SessionID`` objects that Python created and owns.
+* The ``Threaded*`` engines deadlocked under load; the plain ``SocketAcceptor`` and
+  ``SocketInitiator`` did not, so those are the only ones used.
+* Leaving the interpreter without ``stop()`` crashes, and stopping right after a logout has
+  crashed too: ``FixEngine.stop`` logs every session out, waits for the logouts to settle,
+  then stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+
+from fix_specs import spec_path
+
+log = logging.getLogger("cmc.fix")
+
+Settings = Mapping[str, str | int | bool | Path]
+
+
+def session_key(sender: str, target: str) -> str:
+    """How the project names a session: ``SENDER->TARGET`` from this side's point of view."""
+    return f"{sender}->{target}"
+
+
+def owned_session_id(sender: str, target: str, begin_string: str = "FIX.4.4") -> Any:
+    """A ``SessionID`` that Python owns, safe to keep and to send on from any thread."""
+    return fix.SessionID(begin_string, sender, target)
+
+
+def key_of(session_id: Any) -> str:
+    """Copy the name out of a callback's ``SessionID`` (which must not be kept)."""
+    return session_key(session_id.getSenderCompID().getValue(), session_id.getTargetCompID().getValue())
+
+
+def _setting_text(value: str | int | bool | Path) -> str:
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"a quickfix setting cannot contain a line break: {text!r}")
+    return text
+
+
+def build_settings(default: Settings, sessions: Iterable[Settings]) -> Any:
+    """quickfix ``SessionSettings`` from plain mappings, written as the settings file would be."""
+    lines = ["[DEFAULT]"] + [f"{k}={_setting_text(v)}" for k, v in default.items()]
+    for session in sessions:
+        lines.append("[SESSION]")
+        lines.extend(f"{k}={_setting_text(v)}" for k, v in session.items())
+    settings = fix.SessionSettings()
+    settings.setFromString("\n".join(lines) + "\n")
+    return settings
+
+
+def common_defaults(store_dir: Path | None, *, heartbeat_s: int = 30) -> dict[str, str | int | bool | Path]:
+    """Settings every FIX 4.4 session of the project shares.
+
+    ``NonStopSession`` keeps quickfix from resetting sequence numbers at a session-window edge
+    (a ``StartTime == EndTime`` window resets them at the UTC date change); venues with real
+    windows are scheduled by the project, not by quickfix. Timestamps carry microseconds.
+    """
+    settings: dict[str, str | int | bool | Path] = {
+        "BeginString": "FIX.4.4",
+        "NonStopSession": True,
+        "HeartBtInt": heartbeat_s,
+        "UseDataDictionary": True,
+        "DataDictionary": spec_path("FIX44.xml"),
+        "ValidateUserDefinedFields": False,
+        "TimestampPrecision": 6,
+        "SocketNodelay": True,
+        "PersistMessages": True,
+    }
+    if store_dir is not None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        settings["FileStorePath"] = store_dir
+    return settings
+
+
+class GuardedApplication(fix.Application):  # type: ignore[misc]
+    """A quickfix ``Application`` whose callbacks can never take the process down.
+
+    Subclasses override the ``on_*`` methods; they receive the copied session key and, for
+    messages, the live ``Message`` (to read, not to keep) and return nothing. Errors are
+    logged with their traceback and counted in ``callback_errors``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callback_errors = 0
+
+    def _guard(self, where: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except fix.FIXException:
+            raise
+        except BaseException:  # noqa: BLE001 - anything escaping would kill the process
+            self.callback_errors += 1
+            log.exception("error in quickfix callback %s (session kept up)", where)
+
+    # quickfix's interface -------------------------------------------------------------
+
+    def onCreate(self, session_id: Any) -> None:  # noqa: N802
+        self._guard("onCreate", self.on_create, key_of(session_id))
+
+    def onLogon(self, session_id: Any) -> None:  # noqa: N802
+        self._guard("onLogon", self.on_logon, key_of(session_id))
+
+    def onLogout(self, session_id: Any) -> None:  # noqa: N802
+        self._guard("onLogout", self.on_logout, key_of(session_id))
+
+    def toAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        self._guard("toAdmin", self.on_to_admin, message, key_of(session_id))
+
+    def fromAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        self._guard("fromAdmin", self.on_from_admin, message, key_of(session_id))
+
+    def toApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        self._guard("toApp", self.on_to_app, message, key_of(session_id))
+
+    def fromApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        self._guard("fromApp", self.on_from_app, message, key_of(session_id))
+
+    # what subclasses override ---------------------------------------------------------
+
+    def on_create(self, session: str) -> None:
+        pass
+
+    def on_logon(self, session: str) -> None:
+        pass
+
+    def on_logout(self, session: str) -> None:
+        pass
+
+    def on_to_admin(self, message: Any, session: str) -> None:
+        pass
+
+    def on_from_admin(self, message: Any, session: str) -> None:
+        pass
+
+    def on_to_app(self, message: Any, session: str) -> None:
+        pass
+
+    def on_from_app(self, message: Any, session: str) -> None:
+        pass
+
+
+class FixEngine:
+    """A started-and-stopped-safely quickfix acceptor or initiator."""
+
+    def __init__(
+        self,
+        application: GuardedApplication,
+        settings: Any,
+        *,
+        acceptor: bool,
+        file_store: bool,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.application = application
+        self.settings = settings
+        store = fix.FileStoreFactory(settings) if file_store else fix.MemoryStoreFactory()
+        log_factory = None
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_factory = fix.FileLogFactory(str(log_dir))
+        cls = fix.SocketAcceptor if acceptor else fix.SocketInitiator
+        self._engine = cls(application, store, settings, log_factory)
+        self._lock = threading.Lock()
+        self._started = False
+
+    def session_ids(self) -> list[Any]:
+        return list(self.settings.getSessions())
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._engine.start()
+                self._started = True
+
+    def logged_on(self) -> list[str]:
+        out = []
+        for sid in self.session_ids():
+            session = fix.Session.lookupSession(sid)
+            if session is not None and session.isLoggedOn():
+                out.append(key_of(sid))
+        return out
+
+    def stop(self, *, reason: str = "shutting down", settle_s: float = 0.25, wait_s: float = 3.0) -> None:
+        """Log out, wait for the logouts to complete, let the engine settle, then stop."""
+        with self._lock:
+            if not self._started:
+                return
+            self._started = False
+            for sid in self.session_ids():
+                session = fix.Session.lookupSession(sid)
+                if session is not None and session.isLoggedOn():
+                    session.logout(reason)
+            deadline = time.monotonic() + wait_s
+            while self.logged_on() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(settle_s)
+            self._engine.stop()
+
+
+def send_text(text: str, session_id: Any, data_dictionary: Any) -> bool:
+    """Send a message composed by ``fixwire.encode`` on a session. False if it could not go.
+
+    A session that exists but is logged out still takes the message: quickfix stores it
+    under the next sequence number and the counterparty recovers it by resend.
+    """
+    try:
+        return bool(fix.Session.sendToTarget(fix.Message(text, data_dictionary, False), session_id))
+    except fix.SessionNotFound:
+        log.warning("send on unknown session %s dropped", session_id.toString())
+        return False
+
+
+_dictionaries: dict[str, Any] = {}
+_dictionaries_lock = threading.Lock()
+
+
+def data_dictionary(name: str = "FIX44.xml") -> Any:
+    """A shared, read-only quickfix ``DataDictionary`` (parsing the XML takes a while)."""
+    with _dictionaries_lock:
+        dd = _dictionaries.get(name)
+        if dd is None:
+            dd = _dictionaries[name] = fix.DataDictionary(str(spec_path(name)))
+        return dd

@@ -1,0 +1,455 @@
+"""One simulated venue: a quickfix acceptor in front of the matching engine.
+
+Threads: quickfix's engine thread runs the callbacks, which decode messages into commands
+and put them on the inbox. The venue thread is the only one that touches the matching
+engine, the order records, market data and the liquidity provider; it also sends every
+outgoing message, in order per session (a delayed acknowledgement holds back whatever
+follows it on that session, as a slow venue would).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from oms.clock import NS_PER_MS, now_ns
+from oms.enums import OrderType
+from sessions.fixengine import (
+    FixEngine,
+    build_settings,
+    common_defaults,
+    data_dictionary,
+    owned_session_id,
+    send_text,
+    session_key,
+)
+from sessions.simulator import reports as rpt
+from sessions.simulator.commands import (
+    CancelOrder,
+    Command,
+    Control,
+    MarketDataRequest,
+    NewOrder,
+    ReplaceOrder,
+    SessionDown,
+    SessionUp,
+    StatusRequest,
+    Stop,
+    UnsupportedOrder,
+)
+from sessions.simulator.config import VenueConfig
+from sessions.simulator.faults import Faults
+from sessions.simulator.fix_app import VenueApplication
+from sessions.simulator.liquidity import LiquidityProvider
+from sessions.simulator.market_data import MarketDataPublisher
+from sessions.simulator.matching import (
+    Event,
+    MatchingEngine,
+    Phase,
+    Reason,
+    Report,
+    ReportKind,
+    TradePrint,
+)
+from sessions.simulator.reports import VenueOrder
+
+log = logging.getLogger("cmc.sim")
+
+T = TypeVar("T")
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
+
+
+class Venue:
+    def __init__(self, config: VenueConfig) -> None:
+        self.config = config
+        self.id = config.id
+        self.instruments = {i.symbol: i for i in config.instrument_list()}
+        self.engine = MatchingEngine(self.instruments.values(), phase=config.initial_phase)
+        self.faults = Faults(config.faults)
+        self.lp = LiquidityProvider(self.engine, config.liquidity) if config.liquidity.enabled else None
+        self.md = MarketDataPublisher(self.engine, self._send_now, config.market_data_max_depth)
+        # Ids carry the run's start time so they stay unique across restarts of the venue.
+        self._id_prefix = f"{config.id}-{_base36(int(time.time()))}-"
+        self._exec_ids = itertools.count(1)
+        self._records: dict[int, VenueOrder] = {}
+        self._by_clordid: dict[tuple[str, str], VenueOrder | None] = {}
+        self._sessions = {
+            session_key(config.comp_id, client): owned_session_id(config.comp_id, client)
+            for client in config.clients
+        }
+        self.logged_on: set[str] = set()
+        self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._last_due: dict[str, int] = {}
+        self._dd = data_dictionary()
+        self.application = VenueApplication(self._inbox.put, self.faults.refuses_logon)
+        self._fix = FixEngine(
+            self.application,
+            self._settings(),
+            acceptor=True,
+            file_store=config.store_dir is not None,
+            log_dir=config.log_dir,
+        )
+        self._thread = threading.Thread(target=self._run, name=f"venue-{config.id}", daemon=True)
+        self.stats = {"orders": 0, "fills": 0, "rejects": 0, "cancels": 0}
+
+    def _settings(self) -> Any:
+        cfg = self.config
+        default = common_defaults(cfg.store_dir, heartbeat_s=cfg.heartbeat_s)
+        default |= {"ConnectionType": "acceptor", "SocketAcceptPort": cfg.port, "SocketReuseAddress": True}
+        sessions = [{"SenderCompID": cfg.comp_id, "TargetCompID": c} for c in cfg.clients]
+        return build_settings(default, sessions)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        start_ns = now_ns()
+        for change in self.config.schedule:
+            due = start_ns + int(change.after_s * 1e9)
+            self._at(due, lambda c=change: self._apply_phase(c.phase, c.symbols))
+        if self.lp is not None:
+            self._at(start_ns, self._lp_tick)
+        self._thread.start()
+        self._fix.start()
+        log.info("venue %s listening on port %d", self.id, self.config.port)
+
+    def stop(self) -> None:
+        self._fix.stop(reason=f"venue {self.id} shutting down")
+        if self._thread.is_alive():
+            self._inbox.put(Stop())
+            self._thread.join(timeout=5)
+
+    def call(self, action: Callable[[Venue], T], timeout: float = 5.0) -> T:
+        """Run ``action(venue)`` on the venue thread and return its result."""
+        done = threading.Event()
+        box: list[Any] = []
+        self._inbox.put(Control(action, lambda result: (box.append(result), done.set())))
+        if not done.wait(timeout):
+            raise TimeoutError(f"venue {self.id} did not answer within {timeout} s")
+        result = box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    # -- operator / test controls (any thread) --------------------------------------------
+
+    def set_phase(self, phase: Phase, symbols: list[str] | None = None) -> None:
+        self.call(lambda v: v._apply_phase(phase, symbols))
+
+    def set_faults(self, **changes: Any) -> None:
+        self.call(lambda v: v.faults.update(**changes))
+
+    def set_anchor(self, symbol: str, price: Decimal) -> None:
+        def apply(v: Venue) -> None:
+            if v.lp is None:
+                raise RuntimeError(f"venue {v.id} has no liquidity provider")
+            v.lp.set_anchor(symbol, price)
+
+        self.call(apply)
+
+    def drop_connections(self) -> int:
+        """Cut every logged-on session's connection, as a network fault would."""
+        import quickfix as fix
+
+        def cut(v: Venue) -> int:
+            count = 0
+            for sid in v._sessions.values():
+                session = fix.Session.lookupSession(sid)
+                if session is not None and session.isLoggedOn():
+                    session.disconnect()
+                    count += 1
+            return count
+
+        return self.call(cut)
+
+    def skip_sequence(self, count: int, client: str | None = None) -> None:
+        """Jump outgoing MsgSeqNum forward so the counterparty sees a gap and must recover."""
+        import quickfix as fix
+
+        def skip(v: Venue) -> None:
+            for key, sid in v._sessions.items():
+                if client is None or key.endswith(f"->{client}"):
+                    session = fix.Session.lookupSession(sid)
+                    session.setNextSenderMsgSeqNum(session.getExpectedSenderNum() + count)
+
+        self.call(skip)
+
+    def book(self, symbol: str, depth: int = 5) -> dict[str, list[tuple[Decimal, int, int]]]:
+        """The top of one book, read on the venue thread: {"bids": [...], "asks": [...]}."""
+
+        def read(v: Venue) -> dict[str, list[tuple[Decimal, int, int]]]:
+            from oms.enums import Side
+
+            inst = v.instruments[symbol]
+            book = v.engine.books[symbol]
+            return {
+                name: [(inst.from_ticks(p), q, n) for p, q, n in book.depth(side, depth)]
+                for name, side in (("bids", Side.BUY), ("asks", Side.SELL))
+            }
+
+        return self.call(read)
+
+    # -- the venue thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        inbox = self._inbox
+        while True:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, (self._timers[0][0] - now_ns()) / 1e9)
+            try:
+                command: Command | None = inbox.get(timeout=timeout)
+            except queue.Empty:
+                command = None
+            try:
+                while command is not None:
+                    if isinstance(command, Stop):
+                        return
+                    self._handle(command)
+                    command = inbox.get_nowait() if not inbox.empty() else None
+                self._run_due_timers()
+                self.md.flush()
+            except Exception:  # the venue must outlive any one bad command
+                log.exception("venue %s: error handling %r", self.id, command)
+
+    def _at(self, due_ns: int, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (due_ns, next(self._timer_seq), action))
+
+    def _run_due_timers(self) -> None:
+        now = now_ns()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, action = heapq.heappop(self._timers)
+            action()
+
+    def _lp_tick(self) -> None:
+        assert self.lp is not None
+        if any(not b.phase.is_auction and b.phase is not Phase.CLOSED for b in self.engine.books.values()):
+            self._dispatch(self.lp.refresh())
+        self._at(now_ns() + self.lp.config.interval_ms * NS_PER_MS, self._lp_tick)
+
+    def _apply_phase(self, phase: Phase, symbols: list[str] | None) -> None:
+        log.info("venue %s: phase %s for %s", self.id, phase.value, symbols or "all symbols")
+        self._dispatch(self.engine.set_phase(phase, symbols))
+        for symbol in symbols or self.engine.books:
+            self.md.touched(symbol)
+
+    def _handle(self, command: Command) -> None:
+        if isinstance(command, NewOrder):
+            self._new_order(command)
+        elif isinstance(command, CancelOrder | ReplaceOrder):
+            self._amend(command)
+        elif isinstance(command, MarketDataRequest):
+            self.md.request(command)
+        elif isinstance(command, StatusRequest):
+            self._status(command)
+        elif isinstance(command, UnsupportedOrder):
+            self._reject_request(command.session, command.clordid, command.symbol, command,
+                                 rpt.ORD_REJ_UNSUPPORTED, command.text)
+        elif isinstance(command, SessionUp):
+            self.logged_on.add(command.session)
+        elif isinstance(command, SessionDown):
+            self.logged_on.discard(command.session)
+            self.md.drop_session(command.session)
+        elif isinstance(command, Control):
+            try:
+                result: object = command.action(self)
+            except Exception as exc:  # handed back to the caller, who raises it
+                result = exc
+            if command.done is not None:
+                command.done(result)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def _new_order(self, cmd: NewOrder) -> None:
+        self.stats["orders"] += 1
+        key = (cmd.session, cmd.clordid)
+        if key in self._by_clordid:
+            self._reject_request(cmd.session, cmd.clordid, cmd.symbol, cmd, rpt.ORD_REJ_DUPLICATE,
+                                 f"duplicate ClOrdID {cmd.clordid}")
+            return
+        inst = self.instruments.get(cmd.symbol)
+        reject = Reason.INJECTED if self.faults.roll_reject() else None
+        cap = self.faults.roll_partial_cap(cmd.qty, inst.lot) if inst is not None else None
+        events = self.engine.submit(
+            cmd.session, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.tif, max_fill=cap, reject=reject
+        )
+        order = events[0].order  # type: ignore[union-attr]
+        assert order is not None
+        rec = VenueOrder(order, self._id_prefix + str(order.order_id), cmd.session, cmd.clordid,
+                         cmd.ord_type, cmd.account, inst)
+        self._records[order.order_id] = rec
+        self._by_clordid[key] = rec
+        self._dispatch(events)
+
+    def _find(self, session: str, order_id: str | None, clordid: str) -> VenueOrder | None:
+        """The client's own order, by OrderID if given, else by any ClOrdID in its chain."""
+        if order_id and order_id.startswith(self._id_prefix):
+            suffix = order_id[len(self._id_prefix):]
+            rec = self._records.get(int(suffix)) if suffix.isdigit() else None
+            return rec if rec is not None and rec.session == session else None
+        return self._by_clordid.get((session, clordid))
+
+    def _amend(self, cmd: CancelOrder | ReplaceOrder) -> None:
+        is_cancel = isinstance(cmd, CancelOrder)
+        response_to = "1" if is_cancel else "2"
+        rec = self._find(cmd.session, cmd.order_id, cmd.orig_clordid)
+        key = (cmd.session, cmd.clordid)
+
+        def refuse(reason: str, text: str) -> None:
+            self._send(cmd.session, rpt.cancel_reject(
+                order_id=rec.order_id if rec else "NONE", clordid=cmd.clordid,
+                orig_clordid=cmd.orig_clordid, ord_status=rec.status() if rec else "8",
+                response_to=response_to, reason=reason, text=text, ts_ns=now_ns()), ack=True)
+
+        if key in self._by_clordid:
+            refuse(rpt.CXL_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
+            return
+        self._by_clordid[key] = rec
+        if rec is None:
+            refuse(rpt.CXL_REJ_UNKNOWN_ORDER, Reason.UNKNOWN_ORDER.value)
+            return
+        if cmd.symbol != rec.order.symbol or cmd.side is not rec.order.side:
+            refuse(rpt.CXL_REJ_OTHER, "Symbol and Side must match the original order")
+            return
+        if isinstance(cmd, ReplaceOrder) and cmd.price is None and rec.ord_type is OrderType.LIMIT:
+            refuse(rpt.CXL_REJ_OTHER, "a replace of a limit order needs Price(44)")
+            return
+        if rec.pending is not None:
+            refuse("3", "a cancel or replace is already pending for this order")
+            return
+
+        def execute() -> None:
+            rec.pending = None
+            if isinstance(cmd, CancelOrder):
+                events = self.engine.cancel(rec.order.order_id)
+            else:
+                assert cmd.price is not None
+                events = self.engine.replace(rec.order.order_id, cmd.qty, cmd.price)
+            first = events[0]
+            if isinstance(first, Report) and first.kind in (ReportKind.CANCEL_REJECTED,
+                                                           ReportKind.REPLACE_REJECTED):
+                reason = rpt.CXL_REJ_REASON.get(first.reason, rpt.CXL_REJ_OTHER)  # type: ignore[arg-type]
+                refuse(reason, first.reason.value if first.reason else "rejected")
+                return
+            previous = rec.clordid
+            rec.clordid = cmd.clordid
+            self._dispatch(events, orig_clordid=previous)
+
+        delay = self.faults.config.cancel_delay_ms
+        if self.faults.config.pending_reports or delay:
+            rec.pending = rpt.EXEC_TYPE_PENDING_CANCEL if is_cancel else rpt.EXEC_TYPE_PENDING_REPLACE
+            if self.faults.config.pending_reports:
+                order = rec.order
+                self._send(cmd.session, rpt.execution_report(
+                    rec, exec_id=self._exec_id(), exec_type=rec.pending, ord_status=rec.pending,
+                    venue_id=self.id, ts_ns=now_ns(), cum=order.cum, leaves=order.leaves,
+                    notional=order.notional, orig_clordid=rec.clordid), ack=True)
+        if delay:
+            self._at(now_ns() + delay * NS_PER_MS, execute)
+        else:
+            execute()
+
+    def _status(self, cmd: StatusRequest) -> None:
+        rec = self._find(cmd.session, cmd.order_id, cmd.clordid)
+        if rec is None:
+            text = rpt.encode("8", [
+                (37, cmd.order_id or "NONE"), (11, cmd.clordid), (790, cmd.status_req_id),
+                (17, self._exec_id()), (150, rpt.EXEC_TYPE_ORDER_STATUS), (39, "8"),
+                (55, cmd.symbol), (54, cmd.side.value), (151, 0), (14, 0), (6, 0),
+                (30, self.id), (58, Reason.UNKNOWN_ORDER.value)])
+            self._send(cmd.session, text, ack=True)
+            return
+        order = rec.order
+        self._send(cmd.session, rpt.execution_report(
+            rec, exec_id=self._exec_id(), exec_type=rpt.EXEC_TYPE_ORDER_STATUS,
+            ord_status=rec.status(), venue_id=self.id, ts_ns=now_ns(), cum=order.cum,
+            leaves=order.leaves, notional=order.notional, status_req_id=cmd.status_req_id), ack=True)
+
+    def _reject_request(self, session: str, clordid: str, symbol: str,
+                        cmd: NewOrder | UnsupportedOrder, reason: str, text: str) -> None:
+        self.stats["rejects"] += 1
+        qty = str(cmd.qty)
+        self._send(session, rpt.rejected_request_report(
+            order_id="NONE", clordid=clordid, exec_id=self._exec_id(), symbol=symbol,
+            side=cmd.side, qty=qty, venue_id=self.id, ts_ns=now_ns(), rej_reason=reason,
+            text=text), ack=True)
+
+    # -- events out -----------------------------------------------------------------------
+
+    def _exec_id(self) -> str:
+        return f"{self._id_prefix}E{next(self._exec_ids)}"
+
+    def _dispatch(self, events: list[Event], orig_clordid: str | None = None) -> None:
+        """Turn engine events into execution reports and market data."""
+        for event in events:
+            if isinstance(event, TradePrint):
+                self.md.traded(event)
+                continue
+            order = event.order
+            if order is None:
+                continue
+            self.md.touched(order.symbol)
+            kind = event.kind
+            if kind is ReportKind.TRADE:
+                self.stats["fills"] += 1
+            elif kind is ReportKind.REJECTED:
+                self.stats["rejects"] += 1
+            elif kind is ReportKind.CANCELED:
+                self.stats["cancels"] += 1
+            rec = self._records.get(order.order_id)
+            if rec is None:  # the liquidity provider's own orders
+                continue
+            reason = event.reason
+            self._send(rec.session, rpt.execution_report(
+                rec,
+                exec_id=self._exec_id(),
+                exec_type=rpt.EXEC_TYPE[kind],
+                ord_status=rpt.ord_status_after(event),
+                venue_id=self.id,
+                ts_ns=event.ts_ns,
+                cum=event.cum,
+                leaves=event.leaves,
+                notional=event.notional,
+                last_px=event.last_px,
+                last_qty=event.last_qty,
+                orig_clordid=orig_clordid if kind in (ReportKind.CANCELED, ReportKind.REPLACED) else None,
+                rej_reason=(rpt.ORD_REJ_REASON.get(reason, rpt.ORD_REJ_OTHER) if reason else None)
+                if kind is ReportKind.REJECTED else None,
+                text=reason.value if reason is not None else None,
+            ), ack=kind is not ReportKind.TRADE)
+
+    def _send(self, session: str, text: str, *, ack: bool) -> None:
+        """Send now, or after the configured fault delay, never ahead of an earlier message."""
+        faults = self.faults.config
+        delay_ms = faults.ack_delay_ms if ack else faults.fill_delay_ms
+        now = now_ns()
+        due = max(now + delay_ms * NS_PER_MS, self._last_due.get(session, 0))
+        if due <= now:
+            self._send_now(session, text)
+            return
+        self._last_due[session] = due
+        self._at(due, lambda: self._send_now(session, text))
+
+    def _send_now(self, session: str, text: str) -> None:
+        sid = self._sessions.get(session)
+        if sid is None:
+            log.warning("venue %s: no session %s for an outgoing message", self.id, session)
+            return
+        send_text(text, sid, self._dd)
