@@ -46,7 +46,12 @@ def validate_mapping(data: dict[str, Any], model: type[M], path: Path) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, [_explain(err, model) for err in exc.errors()]) from None
+        raise ConfigError(path, explain(exc, model)) from None
+
+
+def explain(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per problem: the key, what is wrong, what was given."""
+    return [_explain(err, model) for err in exc.errors()]
 
 
 def _explain(err: Any, model: type[BaseModel]) -> str:

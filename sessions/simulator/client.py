@@ -77,6 +77,7 @@ class FixClient:
         store_dir: Path | None = None,
         heartbeat_s: int = 30,
         reconnect_s: int = 1,
+        reset_on_logon: bool = False,
     ) -> None:
         self.sender, self.target = sender, target
         self.session_id = owned_session_id(sender, target)
@@ -92,6 +93,7 @@ class FixClient:
             "SocketConnectHost": host,
             "SocketConnectPort": port,
             "ReconnectInterval": reconnect_s,
+            "ResetOnLogon": reset_on_logon,
         }
         settings = build_settings(default, [{"SenderCompID": sender, "TargetCompID": target}])
         self.app = _ClientApplication(self)
@@ -245,3 +247,72 @@ class FixClient:
         return self.wait_for(
             lambda m: m.msg_type == msg_type and all(m.get(t) == v for t, v in wanted.items()), timeout
         )
+
+
+class BookView:
+    """A book rebuilt from a venue's market data: the snapshot, then every update applied.
+
+    Prices are kept as the ``Decimal`` the venue sent; sizes as ``int``. ``trades`` keeps
+    the (price, qty) of every trade entry seen, in order.
+    """
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids: dict[Decimal, int] = {}
+        self.asks: dict[Decimal, int] = {}
+        self.trades: list[tuple[Decimal, int]] = []
+
+    def apply(self, msg: Received) -> None:
+        """Apply a 35=W or 35=X message; entries for other symbols are ignored."""
+        if msg.msg_type == "W":
+            if msg.get(55) != self.symbol:
+                return
+            self.bids, self.asks = {}, {}
+            for entry in _entries(msg.fields, 269):
+                self._set(entry, "0")
+        elif msg.msg_type == "X":
+            for entry in _entries(msg.fields, 279):
+                if entry.get(55) == self.symbol:
+                    self._set(entry, entry[279])
+
+    def _set(self, entry: dict[int, str], action: str) -> None:
+        entry_type, price = entry[269], Decimal(entry[270])
+        if entry_type == "2":
+            self.trades.append((price, int(entry[271])))
+            return
+        side = self.bids if entry_type == "0" else self.asks
+        if action == "2":
+            side.pop(price, None)
+        else:
+            side[price] = int(entry[271])
+
+    def top(self, depth: int = 5) -> dict[str, list[tuple[Decimal, int]]]:
+        return {
+            "bids": sorted(self.bids.items(), reverse=True)[:depth],
+            "asks": sorted(self.asks.items())[:depth],
+        }
+
+    def best_bid(self) -> Decimal | None:
+        return max(self.bids) if self.bids else None
+
+    def best_ask(self) -> Decimal | None:
+        return min(self.asks) if self.asks else None
+
+
+def _entries(fields: list[tuple[int, str]], delimiter: int) -> list[dict[int, str]]:
+    """The entries of the message's NoMDEntries(268) group, each as tag -> value."""
+    out: list[dict[int, str]] = []
+    inside = False
+    for tag, value in fields:
+        if tag == 268:
+            inside = True
+            continue
+        if not inside:
+            continue
+        if tag == 10:
+            break
+        if tag == delimiter:
+            out.append({})
+        if out:
+            out[-1][tag] = value
+    return out

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from oms.enums import Side, TimeInForce
 from sessions.simulator.config import LiquidityConfig
-from sessions.simulator.matching import Event, MatchingEngine, OrderState
+from sessions.simulator.matching import Event, MatchingEngine, OrderState, Phase
 
 OWNER = "liquidity-provider"
 
@@ -36,9 +36,11 @@ class LiquidityProvider:
         self.anchor[symbol] = self._engine.books[symbol].instrument.to_ticks(price)
 
     def refresh(self) -> list[Event]:
-        """Move every fair value one step and replace the quotes around it."""
+        """Move every open book's fair value one step and replace the quotes around it."""
         out: list[Event] = []
-        for symbol in self._engine.books:
+        for symbol, book in self._engine.books.items():
+            if book.phase is Phase.CLOSED:
+                continue
             self._step(symbol)
             out += self._requote(symbol)
         return out

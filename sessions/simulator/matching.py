@@ -384,7 +384,8 @@ class MatchingEngine:
         ts = self._clock()
         order = self.orders.get(order_id)
         problem = self._check_live(order)
-        book = self.books[order.symbol] if order is not None else None
+        # .get: an order refused for an unknown symbol has no book, and is ORDER_DONE
+        book = self.books.get(order.symbol) if order is not None else None
         ticks: int | None = None
         if problem is None and book is not None and order is not None:
             problem = self._check_quantity(book, qty)
@@ -423,6 +424,8 @@ class MatchingEngine:
             book = self.books[symbol]
             if book.phase.is_auction and not phase.is_auction:
                 self._uncross(book, out, ts)
+            elif phase.is_auction and not book.phase.is_auction:
+                book.last_uncross = None
             if phase is Phase.CLOSED:
                 for order in [o for o in book.orders() if o.tif is TimeInForce.DAY]:
                     book._unrest(order)

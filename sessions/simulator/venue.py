@@ -108,6 +108,7 @@ class Venue:
             log_dir=config.log_dir,
         )
         self._thread = threading.Thread(target=self._run, name=f"venue-{config.id}", daemon=True)
+        # Counts of client (FIX) activity; the liquidity provider's own orders are not in them.
         self.stats = {"orders": 0, "fills": 0, "rejects": 0, "cancels": 0}
 
     def _settings(self) -> Any:
@@ -240,8 +241,7 @@ class Venue:
 
     def _lp_tick(self) -> None:
         assert self.lp is not None
-        if any(not b.phase.is_auction and b.phase is not Phase.CLOSED for b in self.engine.books.values()):
-            self._dispatch(self.lp.refresh())
+        self._dispatch(self.lp.refresh())
         self._at(now_ns() + self.lp.config.interval_ms * NS_PER_MS, self._lp_tick)
 
     def _apply_phase(self, phase: Phase, symbols: list[str] | None) -> None:
@@ -406,6 +406,9 @@ class Venue:
             if order is None:
                 continue
             self.md.touched(order.symbol)
+            rec = self._records.get(order.order_id)
+            if rec is None:  # the liquidity provider's own orders
+                continue
             kind = event.kind
             if kind is ReportKind.TRADE:
                 self.stats["fills"] += 1
@@ -413,9 +416,6 @@ class Venue:
                 self.stats["rejects"] += 1
             elif kind is ReportKind.CANCELED:
                 self.stats["cancels"] += 1
-            rec = self._records.get(order.order_id)
-            if rec is None:  # the liquidity provider's own orders
-                continue
             reason = event.reason
             self._send(rec.session, rpt.execution_report(
                 rec,

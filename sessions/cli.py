@@ -1,0 +1,150 @@
+"""``cmc``: the operator's command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from sessions.config_loader import ConfigError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _logging(level: int) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[RichHandler(console=errors, show_path=False, rich_tracebacks=False)],
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cross-market-connect")
+def cli() -> None:
+    """cross-market-connect: FIX gateway and OMS for cross-market spread trading."""
+
+
+@cli.command()
+@click.option("--seconds", default=6.0, show_default=True, help="How long continuous trading runs.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the scripted client.")
+def demo(seconds: float, seed: int) -> None:
+    """Run two simulated venues and a scripted client trading on both; print what happened."""
+    from sessions.simulator.demo import run_demo
+
+    _logging(logging.WARNING)
+    sys.exit(run_demo(console, seconds=seconds, seed=seed))
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Simulator TOML file with one or more [[venues]].")
+@click.option("--venue", "venue_ids", multiple=True, help="Run only these venue ids (repeatable).")
+@click.option("--seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C).")
+def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) -> None:
+    """Run simulated FIX venues. Reads console commands from standard input (`help`)."""
+    from sessions.simulator.config import load_simulator_config
+    from sessions.simulator.console import SimConsole, stats_table
+    from sessions.simulator.venue import Venue
+
+    _logging(logging.INFO)
+    try:
+        config = load_simulator_config(config_path)
+    except ConfigError as exc:
+        errors.print(str(exc), highlight=False, markup=False)
+        sys.exit(2)
+    chosen = [v for v in config.venues if not venue_ids or v.id in venue_ids]
+    missing = set(venue_ids) - {v.id for v in config.venues}
+    if missing:
+        errors.print(f"{config_path}: no venue with id {', '.join(sorted(missing))}; "
+                     f"the file has {', '.join(v.id for v in config.venues)}")
+        sys.exit(2)
+    venues = [Venue(v) for v in chosen]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for venue in venues:
+            venue.start()
+        for venue in venues:
+            symbols = ", ".join(venue.instruments)
+            console.print(f"[bold]{venue.id}[/bold] listening on port {venue.config.port} as "
+                          f"{venue.config.comp_id}; clients {', '.join(venue.config.clients)}; "
+                          f"instruments {symbols}")
+        shell = SimConsole(venues, console)
+        console.print("type `help` for console commands, `quit` or Ctrl-C to stop")
+        reader = threading.Thread(target=_read_commands, args=(shell, stop), daemon=True)
+        reader.start()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2)
+        console.print(stats_table(venues))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for venue in venues:
+            venue.stop()
+
+
+def _read_commands(shell: object, stop: threading.Event) -> None:
+    from sessions.simulator.console import SimConsole
+
+    assert isinstance(shell, SimConsole)
+    for line in sys.stdin:
+        if not shell.execute(line):
+            stop.set()
+            return
+
+
+@cli.command()
+@click.option("--port", required=True, type=int, help="The venue's FIX port.")
+@click.option("--sender", required=True, help="Our SenderCompID (one of the venue's clients).")
+@click.option("--target", required=True, help="The venue's CompID.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--store-dir", type=click.Path(path_type=Path), default=Path("var/trade"),
+              show_default=True, help="Where this session's sequence numbers are kept.")
+@click.option("--reset-seq", is_flag=True,
+              help="Start both sides' sequence numbers at 1 (ResetSeqNumFlag on Logon).")
+def trade(port: int, sender: str, target: str, host: str, store_dir: Path, reset_seq: bool) -> None:
+    """Trade against a venue by hand: type orders, see execution reports as they arrive."""
+    from sessions.simulator.client import FixClient
+    from sessions.simulator.trade_console import TradeConsole
+
+    _logging(logging.WARNING)
+    client = FixClient(port=port, sender=sender, target=target, host=host,
+                       store_dir=store_dir, reset_on_logon=reset_seq)
+    try:
+        client.start(wait_logon_s=10)
+    except TimeoutError:
+        client.stop()
+        errors.print(f"could not log on to {target} at {host}:{port} as {sender}: is the venue "
+                     f"running, and is {sender} in its clients list? If the venue keeps sequence "
+                     f"numbers from an earlier session, try --reset-seq.")
+        sys.exit(1)
+    shell = TradeConsole(client, console)
+    console.print(f"logged on to {target} as {sender}; type `help` for commands")
+    try:
+        for line in sys.stdin:
+            if not shell.execute(line):
+                break
+        shell.drain(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.stop()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
