@@ -18,8 +18,8 @@ class OffTickError(ValueError):
     """A price that is not a whole number of ticks."""
 
 
-class Instrument(BaseModel):
-    """One tradable contract on one venue.
+class InstrumentSpec(BaseModel):
+    """A contract as a venue lists it, before it is tied to the venue.
 
     ``contract_size`` and ``contract_unit`` say how much of the underlying one lot delivers
     (1000 g of gold, 100 troy oz), which is what the spread arithmetic needs to compare two
@@ -28,11 +28,12 @@ class Instrument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    venue: str = Field(min_length=1)
     symbol: str = Field(min_length=1, max_length=32)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     tick: PositiveDecimal
-    lot: int = Field(default=1, ge=1, description="orders must be a whole multiple of this many contracts")
+    lot: int = Field(
+        default=1, ge=1, description="orders must be a whole multiple of this many contracts"
+    )
     contract_size: PositiveDecimal = Decimal(1)
     contract_unit: str = Field(default="contract", min_length=1)
     prev_close: PositiveDecimal | None = None
@@ -40,7 +41,7 @@ class Instrument(BaseModel):
     max_order_qty: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
-    def _prev_close_on_tick(self) -> Instrument:
+    def _prev_close_on_tick(self) -> InstrumentSpec:
         if self.prev_close is not None and self.prev_close % self.tick != 0:
             raise ValueError(
                 f"prev_close {self.prev_close} is not a multiple of tick {self.tick}; "
@@ -71,3 +72,13 @@ class Instrument(BaseModel):
         low = self.round_to_tick(self.prev_close - width, up=True)
         high = self.round_to_tick(self.prev_close + width, up=False)
         return self.to_ticks(low), self.to_ticks(high)
+
+
+class Instrument(InstrumentSpec):
+    """One tradable contract on one venue."""
+
+    venue: str = Field(min_length=1)
+
+    @classmethod
+    def listed(cls, venue: str, spec: InstrumentSpec) -> Instrument:
+        return cls(venue=venue, **spec.model_dump())

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
 
 from sessions.config_loader import ConfigError
+from sessions.fixengine import EngineStartError
+
+if TYPE_CHECKING:
+    from sessions.simulator.venue import Venue
 
 console = Console()
 errors = Console(stderr=True)
@@ -46,15 +52,21 @@ def demo(seconds: float, seed: int) -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
-              help="Simulator TOML file with one or more [[venues]].")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Simulator TOML file with one or more [[venues]].",
+)
 @click.option("--venue", "venue_ids", multiple=True, help="Run only these venue ids (repeatable).")
-@click.option("--seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C).")
+@click.option(
+    "--seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C)."
+)
 def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) -> None:
     """Run simulated FIX venues. Reads console commands from standard input (`help`)."""
     from sessions.simulator.config import load_simulator_config
     from sessions.simulator.console import SimConsole, stats_table
-    from sessions.simulator.venue import Venue
 
     _logging(logging.INFO)
     try:
@@ -65,20 +77,37 @@ def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) ->
     chosen = [v for v in config.venues if not venue_ids or v.id in venue_ids]
     missing = set(venue_ids) - {v.id for v in config.venues}
     if missing:
-        errors.print(f"{config_path}: no venue with id {', '.join(sorted(missing))}; "
-                     f"the file has {', '.join(v.id for v in config.venues)}")
+        errors.print(
+            f"{config_path}: no venue with id {', '.join(sorted(missing))}; "
+            f"the file has {', '.join(v.id for v in config.venues)}"
+        )
         sys.exit(2)
+    from sessions.simulator.venue import Venue
+
     venues = [Venue(v) for v in chosen]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started: list[Venue] = []
     try:
         for venue in venues:
-            venue.start()
+            try:
+                venue.start()
+            except EngineStartError as exc:
+                errors.print(
+                    f"{config_path}: venue {venue.id} could not start: {exc}. "
+                    f"Stop whatever holds port {venue.config.port}, or change `port` "
+                    f"for this venue.",
+                    highlight=False,
+                )
+                _exit_after_logout(started, 2)
+            started.append(venue)
         for venue in venues:
             symbols = ", ".join(venue.instruments)
-            console.print(f"[bold]{venue.id}[/bold] listening on port {venue.config.port} as "
-                          f"{venue.config.comp_id}; clients {', '.join(venue.config.clients)}; "
-                          f"instruments {symbols}")
+            console.print(
+                f"[bold]{venue.id}[/bold] listening on port {venue.config.port} as "
+                f"{venue.config.comp_id}; clients {', '.join(venue.config.clients)}; "
+                f"instruments {symbols}"
+            )
         shell = SimConsole(venues, console)
         console.print("type `help` for console commands, `quit` or Ctrl-C to stop")
         reader = threading.Thread(target=_read_commands, args=(shell, stop), daemon=True)
@@ -89,9 +118,19 @@ def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) ->
         console.print(stats_table(venues))
     except KeyboardInterrupt:
         pass
-    finally:
-        for venue in venues:
-            venue.stop()
+    _exit_after_logout(started, 0)
+
+
+def _exit_after_logout(venues: list[Venue], code: int) -> NoReturn:
+    """Log every client out, then leave without stopping the acceptors (see
+    ``Venue.log_out_for_exit`` for the quickfix crash this avoids)."""
+    for venue in venues:
+        still = venue.log_out_for_exit()
+        if still:
+            errors.print(f"{venue.id}: no Logout answer from {', '.join(still)}; exiting anyway")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _read_commands(shell: object, stop: threading.Event) -> None:
@@ -109,25 +148,56 @@ def _read_commands(shell: object, stop: threading.Event) -> None:
 @click.option("--sender", required=True, help="Our SenderCompID (one of the venue's clients).")
 @click.option("--target", required=True, help="The venue's CompID.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--store-dir", type=click.Path(path_type=Path), default=Path("var/trade"),
-              show_default=True, help="Where this session's sequence numbers are kept.")
-@click.option("--reset-seq", is_flag=True,
-              help="Start both sides' sequence numbers at 1 (ResetSeqNumFlag on Logon).")
-def trade(port: int, sender: str, target: str, host: str, store_dir: Path, reset_seq: bool) -> None:
+@click.option(
+    "--store-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/trade"),
+    show_default=True,
+    help="Where this session's sequence numbers are kept.",
+)
+@click.option(
+    "--reset-seq",
+    is_flag=True,
+    help="Start both sides' sequence numbers at 1 (ResetSeqNumFlag on Logon).",
+)
+@click.option(
+    "--logon-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the logon.",
+)
+def trade(
+    port: int,
+    sender: str,
+    target: str,
+    host: str,
+    store_dir: Path,
+    reset_seq: bool,
+    logon_timeout: float,
+) -> None:
     """Trade against a venue by hand: type orders, see execution reports as they arrive."""
     from sessions.simulator.client import FixClient
     from sessions.simulator.trade_console import TradeConsole
 
     _logging(logging.WARNING)
-    client = FixClient(port=port, sender=sender, target=target, host=host,
-                       store_dir=store_dir, reset_on_logon=reset_seq)
+    client = FixClient(
+        port=port,
+        sender=sender,
+        target=target,
+        host=host,
+        store_dir=store_dir,
+        reset_on_logon=reset_seq,
+    )
     try:
-        client.start(wait_logon_s=10)
+        client.start(wait_logon_s=logon_timeout)
     except TimeoutError:
         client.stop()
-        errors.print(f"could not log on to {target} at {host}:{port} as {sender}: is the venue "
-                     f"running, and is {sender} in its clients list? If the venue keeps sequence "
-                     f"numbers from an earlier session, try --reset-seq.")
+        errors.print(
+            f"could not log on to {target} at {host}:{port} as {sender}: is the venue "
+            f"running, and is {sender} in its clients list? If the venue keeps sequence "
+            f"numbers from an earlier session, try --reset-seq."
+        )
         sys.exit(1)
     shell = TradeConsole(client, console)
     console.print(f"logged on to {target} as {sender}; type `help` for commands")

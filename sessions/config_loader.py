@@ -32,7 +32,9 @@ def load_toml(path: Path | str, model: type[M]) -> M:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(path, ["file not found; pass the path of an existing TOML file"]) from None
+        raise ConfigError(
+            path, ["file not found; pass the path of an existing TOML file"]
+        ) from None
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
     try:

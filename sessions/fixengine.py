@@ -47,7 +47,9 @@ def owned_session_id(sender: str, target: str, begin_string: str = "FIX.4.4") ->
 
 def key_of(session_id: Any) -> str:
     """Copy the name out of a callback's ``SessionID`` (which must not be kept)."""
-    return session_key(session_id.getSenderCompID().getValue(), session_id.getTargetCompID().getValue())
+    return session_key(
+        session_id.getSenderCompID().getValue(), session_id.getTargetCompID().getValue()
+    )
 
 
 def _setting_text(value: str | int | bool | Path) -> str:
@@ -70,7 +72,9 @@ def build_settings(default: Settings, sessions: Iterable[Settings]) -> Any:
     return settings
 
 
-def common_defaults(store_dir: Path | None, *, heartbeat_s: int = 30) -> dict[str, str | int | bool | Path]:
+def common_defaults(
+    store_dir: Path | None, *, heartbeat_s: int = 30
+) -> dict[str, str | int | bool | Path]:
     """Settings every FIX 4.4 session of the project shares.
 
     ``NonStopSession`` keeps quickfix from resetting sequence numbers at a session-window edge
@@ -94,6 +98,10 @@ def common_defaults(store_dir: Path | None, *, heartbeat_s: int = 30) -> dict[st
     return settings
 
 
+class EngineStartError(RuntimeError):
+    """quickfix could not start: a port in use, a bad setting, an unreadable store."""
+
+
 class GuardedApplication(fix.Application):  # type: ignore[misc]
     """A quickfix ``Application`` whose callbacks can never take the process down.
 
@@ -111,31 +119,31 @@ class GuardedApplication(fix.Application):  # type: ignore[misc]
             fn(*args)
         except fix.FIXException:
             raise
-        except BaseException:  # noqa: BLE001 - anything escaping would kill the process
+        except BaseException:
             self.callback_errors += 1
             log.exception("error in quickfix callback %s (session kept up)", where)
 
     # quickfix's interface -------------------------------------------------------------
 
-    def onCreate(self, session_id: Any) -> None:  # noqa: N802
+    def onCreate(self, session_id: Any) -> None:
         self._guard("onCreate", self.on_create, key_of(session_id))
 
-    def onLogon(self, session_id: Any) -> None:  # noqa: N802
+    def onLogon(self, session_id: Any) -> None:
         self._guard("onLogon", self.on_logon, key_of(session_id))
 
-    def onLogout(self, session_id: Any) -> None:  # noqa: N802
+    def onLogout(self, session_id: Any) -> None:
         self._guard("onLogout", self.on_logout, key_of(session_id))
 
-    def toAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+    def toAdmin(self, message: Any, session_id: Any) -> None:
         self._guard("toAdmin", self.on_to_admin, message, key_of(session_id))
 
-    def fromAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+    def fromAdmin(self, message: Any, session_id: Any) -> None:
         self._guard("fromAdmin", self.on_from_admin, message, key_of(session_id))
 
-    def toApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+    def toApp(self, message: Any, session_id: Any) -> None:
         self._guard("toApp", self.on_to_app, message, key_of(session_id))
 
-    def fromApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+    def fromApp(self, message: Any, session_id: Any) -> None:
         self._guard("fromApp", self.on_from_app, message, key_of(session_id))
 
     # what subclasses override ---------------------------------------------------------
@@ -182,7 +190,7 @@ class FixEngine:
             log_dir.mkdir(parents=True, exist_ok=True)
             log_factory = fix.FileLogFactory(str(log_dir))
         cls = fix.SocketAcceptor if acceptor else fix.SocketInitiator
-        self._engine = cls(application, store, settings, log_factory)
+        self._engine: Any = cls(application, store, settings, log_factory)
         self._lock = threading.Lock()
         self._started = False
 
@@ -191,8 +199,13 @@ class FixEngine:
 
     def start(self) -> None:
         with self._lock:
+            if self._engine is None:
+                raise RuntimeError("this engine was stopped; create a new FixEngine to start again")
             if not self._started:
-                self._engine.start()
+                try:
+                    self._engine.start()
+                except (fix.RuntimeError, fix.ConfigError) as exc:
+                    raise EngineStartError(str(exc).removeprefix("Runtime error: ")) from None
                 self._started = True
 
     def logged_on(self) -> list[str]:
@@ -203,21 +216,38 @@ class FixEngine:
                 out.append(key_of(sid))
         return out
 
-    def stop(self, *, reason: str = "shutting down", settle_s: float = 0.25, wait_s: float = 3.0) -> None:
+    def log_out_all(self, reason: str, wait_s: float = 3.0) -> list[str]:
+        """Send Logout on every logged-on session and wait for the answers.
+
+        Returns the sessions still logged on when ``wait_s`` ran out.
+        """
+        for sid in self.session_ids():
+            session = fix.Session.lookupSession(sid)
+            if session is not None and session.isLoggedOn():
+                session.logout(reason)
+        deadline = time.monotonic() + wait_s
+        while self.logged_on() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.logged_on()
+
+    def stop(
+        self, *, reason: str = "shutting down", settle_s: float = 0.25, wait_s: float = 3.0
+    ) -> None:
         """Log out, wait for the logouts to complete, let the engine settle, then stop."""
         with self._lock:
             if not self._started:
                 return
             self._started = False
-            for sid in self.session_ids():
-                session = fix.Session.lookupSession(sid)
-                if session is not None and session.isLoggedOn():
-                    session.logout(reason)
-            deadline = time.monotonic() + wait_s
-            while self.logged_on() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            self.log_out_all(reason, wait_s)
             time.sleep(settle_s)
             self._engine.stop()
+            # quickfix registers every Session in a process-wide table keyed by SessionID and
+            # unregisters it only when the engine object is destroyed. A stopped engine that
+            # lingers (Venue and FixClient sit in reference cycles, so Python frees them only
+            # when the garbage collector runs) would capture the sessions of the next engine
+            # with the same CompIDs: that one never logs on, and when the old engine is
+            # finally freed the sessions in use are deleted under it (segfault). Destroy it now.
+            self._engine = None
 
 
 def send_text(text: str, session_id: Any, data_dictionary: Any) -> bool:

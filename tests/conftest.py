@@ -57,7 +57,9 @@ def make_venue() -> Iterator[Callable[..., Venue]]:
 def make_client() -> Iterator[Callable[..., FixClient]]:
     started: list[FixClient] = []
 
-    def make(venue: Venue, sender: str = "T1", *, wait_logon_s: float | None = 10.0, **kw: Any) -> FixClient:
+    def make(
+        venue: Venue, sender: str = "T1", *, wait_logon_s: float | None = 10.0, **kw: Any
+    ) -> FixClient:
         client = FixClient(port=venue.config.port, sender=sender, target=venue.config.comp_id, **kw)
         started.append(client)
         client.start(wait_logon_s=wait_logon_s)

@@ -97,14 +97,18 @@ class FixClient:
         }
         settings = build_settings(default, [{"SenderCompID": sender, "TargetCompID": target}])
         self.app = _ClientApplication(self)
-        self._engine = FixEngine(self.app, settings, acceptor=False, file_store=store_dir is not None)
+        self._engine = FixEngine(
+            self.app, settings, acceptor=False, file_store=store_dir is not None
+        )
 
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self, *, wait_logon_s: float | None = 10.0) -> FixClient:
         self._engine.start()
         if wait_logon_s is not None and not self._logged_on.wait(wait_logon_s):
-            raise TimeoutError(f"{self.sender} was not logged on to {self.target} within {wait_logon_s} s")
+            raise TimeoutError(
+                f"{self.sender} was not logged on to {self.target} within {wait_logon_s} s"
+            )
         return self
 
     def stop(self) -> None:
@@ -141,43 +145,54 @@ class FixClient:
     ) -> str:
         clordid = clordid or self.next_id()
         ord_type = OrderType.MARKET if price is None else OrderType.LIMIT
-        self.send("D", [
-            (11, clordid),
-            (1, account),
-            (55, symbol),
-            (54, side.value),
-            (60, utc_timestamp(now_ns())),
-            (38, qty),
-            (40, ord_type.value),
-            (44, decimal_text(price) if price is not None else None),
-            (59, tif.value),
-        ])
+        self.send(
+            "D",
+            [
+                (11, clordid),
+                (1, account),
+                (55, symbol),
+                (54, side.value),
+                (60, utc_timestamp(now_ns())),
+                (38, qty),
+                (40, ord_type.value),
+                (44, decimal_text(price) if price is not None else None),
+                (59, tif.value),
+            ],
+        )
         return clordid
 
-    def cancel(self, orig_clordid: str, symbol: str, side: Side, *, order_id: str | None = None) -> str:
+    def cancel(
+        self, orig_clordid: str, symbol: str, side: Side, *, order_id: str | None = None
+    ) -> str:
         clordid = self.next_id()
-        self.send("F", [
-            (41, orig_clordid),
-            (37, order_id),
-            (11, clordid),
-            (55, symbol),
-            (54, side.value),
-            (60, utc_timestamp(now_ns())),
-        ])
+        self.send(
+            "F",
+            [
+                (41, orig_clordid),
+                (37, order_id),
+                (11, clordid),
+                (55, symbol),
+                (54, side.value),
+                (60, utc_timestamp(now_ns())),
+            ],
+        )
         return clordid
 
     def replace(self, orig_clordid: str, symbol: str, side: Side, qty: int, price: Decimal) -> str:
         clordid = self.next_id()
-        self.send("G", [
-            (41, orig_clordid),
-            (11, clordid),
-            (55, symbol),
-            (54, side.value),
-            (60, utc_timestamp(now_ns())),
-            (38, qty),
-            (40, OrderType.LIMIT.value),
-            (44, decimal_text(price)),
-        ])
+        self.send(
+            "G",
+            [
+                (41, orig_clordid),
+                (11, clordid),
+                (55, symbol),
+                (54, side.value),
+                (60, utc_timestamp(now_ns())),
+                (38, qty),
+                (40, OrderType.LIMIT.value),
+                (44, decimal_text(price)),
+            ],
+        )
         return clordid
 
     def status(self, clordid: str, symbol: str, side: Side) -> str:
@@ -197,7 +212,12 @@ class FixClient:
     ) -> str:
         md_req_id = md_req_id or self.next_id()
         types, syms = list(entry_types), list(symbols)
-        fields: list[Field] = [(262, md_req_id), (263, subscription), (264, depth), (265, update_type)]
+        fields: list[Field] = [
+            (262, md_req_id),
+            (263, subscription),
+            (264, depth),
+            (265, update_type),
+        ]
         fields += [(267, len(types)), *((269, t) for t in types)]
         fields += [(146, len(syms)), *((55, s) for s in syms)]
         self.send("V", fields)
@@ -231,21 +251,22 @@ class FixClient:
     def reports(self, clordid: str | None = None) -> list[Received]:
         with self._cond:
             return [
-                m for m in self.received
+                m
+                for m in self.received
                 if m.msg_type == "8" and (clordid is None or clordid in (m.get(11), m.get(41)))
             ]
 
-    def wait_report(
-        self, clordid: str, exec_type: str, timeout: float = 5.0
-    ) -> Received:
+    def wait_report(self, clordid: str, exec_type: str, timeout: float = 5.0) -> Received:
         return self.wait_for(
-            lambda m: m.msg_type == "8" and m.get(11) == clordid and m.get(150) == exec_type, timeout
+            lambda m: m.msg_type == "8" and m.get(11) == clordid and m.get(150) == exec_type,
+            timeout,
         )
 
     def wait_msg(self, msg_type: str, timeout: float = 5.0, **tags: str) -> Received:
         wanted = {int(k.lstrip("t")): v for k, v in tags.items()}
         return self.wait_for(
-            lambda m: m.msg_type == msg_type and all(m.get(t) == v for t, v in wanted.items()), timeout
+            lambda m: m.msg_type == msg_type and all(m.get(t) == v for t, v in wanted.items()),
+            timeout,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from oms.instruments import Instrument
+from oms.instruments import Instrument, InstrumentSpec
 from sessions.config_loader import load_toml
 from sessions.simulator.matching import Phase
 
@@ -24,21 +24,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class InstrumentConfig(Strict):
-    """An instrument as the venue lists it; the venue id is filled in from the venue."""
+class InstrumentConfig(InstrumentSpec):
+    """An instrument as the venue lists it. A venue needs a previous close: the band, the
+    auction's tie-break and the liquidity provider's starting fair value all use it."""
 
-    symbol: str = Field(min_length=1, max_length=32)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    tick: Annotated[Decimal, Field(gt=0)]
-    lot: int = Field(default=1, ge=1)
-    contract_size: Annotated[Decimal, Field(gt=0)] = Decimal(1)
-    contract_unit: str = "contract"
     prev_close: Annotated[Decimal, Field(gt=0)]
-    price_band_pct: Annotated[Decimal, Field(gt=0, lt=100)] | None = None
-    max_order_qty: int | None = Field(default=None, ge=1)
-
-    def instrument(self, venue: str) -> Instrument:
-        return Instrument(venue=venue, **self.model_dump())
 
 
 class LiquidityConfig(Strict):
@@ -51,7 +41,9 @@ class LiquidityConfig(Strict):
     half_spread_ticks: int = Field(default=1, ge=1)
     level_step_ticks: int = Field(default=1, ge=1)
     size: int = Field(default=10, ge=1, description="lots quoted at each level")
-    step_ticks: int = Field(default=2, ge=0, description="largest move of the fair value per refresh")
+    step_ticks: int = Field(
+        default=2, ge=0, description="largest move of the fair value per refresh"
+    )
     reversion: float = Field(
         default=0.05, ge=0.0, le=1.0, description="pull back toward prev_close per refresh"
     )
@@ -116,11 +108,13 @@ class VenueConfig(Strict):
         for change in self.schedule:
             unknown = set(change.symbols or ()) - set(symbols)
             if unknown:
-                raise ValueError(f"schedule names unknown symbols {sorted(unknown)}; known: {symbols}")
+                raise ValueError(
+                    f"schedule names unknown symbols {sorted(unknown)}; known: {symbols}"
+                )
         return self
 
     def instrument_list(self) -> list[Instrument]:
-        return [i.instrument(self.id) for i in self.instruments]
+        return [Instrument.listed(self.id, i) for i in self.instruments]
 
 
 class SimulatorConfig(Strict):

@@ -80,7 +80,9 @@ class SimConsole:
     def _venues(self, _: list[str]) -> None:
         for vid, venue in self.venues.items():
             mark = "*" if venue is self.current else " "
-            self.out.print(f"{mark} {vid} port {venue.config.port} clients {', '.join(venue.config.clients)}")
+            self.out.print(
+                f"{mark} {vid} port {venue.config.port} clients {', '.join(venue.config.clients)}"
+            )
 
     def _use(self, args: list[str]) -> None:
         if not args or args[0] not in self.venues:
@@ -90,10 +92,14 @@ class SimConsole:
 
     def _book(self, args: list[str]) -> None:
         if not args:
-            raise ValueError(f"usage: book SYMBOL [DEPTH]; symbols: {', '.join(self.current.instruments)}")
+            raise ValueError(
+                f"usage: book SYMBOL [DEPTH]; symbols: {', '.join(self.current.instruments)}"
+            )
         symbol = args[0]
         if symbol not in self.current.instruments:
-            raise ValueError(f"unknown symbol {symbol}; symbols: {', '.join(self.current.instruments)}")
+            raise ValueError(
+                f"unknown symbol {symbol}; symbols: {', '.join(self.current.instruments)}"
+            )
         depth = int(args[1]) if len(args) > 1 else 5
         self.out.print(book_table(self.current, symbol, depth))
 
@@ -165,8 +171,12 @@ def book_table(venue: Venue, symbol: str, depth: int) -> Table:
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
         table.add_row(
-            str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
-            str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
+            str(b[2]) if b else "",
+            str(b[1]) if b else "",
+            str(b[0]) if b else "",
+            str(a[0]) if a else "",
+            str(a[1]) if a else "",
+            str(a[2]) if a else "",
         )
     return table
 
@@ -176,9 +186,17 @@ def stats_table(venues: list[Venue]) -> Table:
     for name in ("venue", "port", "logged on", "orders", "fills", "rejects", "cancels", "md msgs"):
         table.add_column(name, justify="left" if name in ("venue", "logged on") else "right")
     for venue in venues:
-        s, logged_on, md_sent = venue.call(lambda v: (dict(v.stats), sorted(v.logged_on), v.md.messages_sent))
+        s, logged_on, md_sent = venue.call(
+            lambda v: (dict(v.stats), sorted(v.logged_on), v.md.messages_sent)
+        )
         table.add_row(
-            venue.id, str(venue.config.port), ", ".join(k.split("->")[1] for k in logged_on) or "-",
-            str(s["orders"]), str(s["fills"]), str(s["rejects"]), str(s["cancels"]), str(md_sent),
+            venue.id,
+            str(venue.config.port),
+            ", ".join(k.split("->")[1] for k in logged_on) or "-",
+            str(s["orders"]),
+            str(s["fills"]),
+            str(s["rejects"]),
+            str(s["cancels"]),
+            str(md_sent),
         )
     return table

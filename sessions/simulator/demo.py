@@ -9,6 +9,7 @@ whether the book the client rebuilt from market data matches the venue's own.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import platform
 import random
@@ -89,7 +90,7 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
             legs.append(Leg(venue, client, inst.symbol, inst.tick, BookView(inst.symbol)))
             client.subscribe([inst.symbol], depth=5)
         console.print(
-            f"[bold]venues up[/bold]: "
+            "[bold]venues up[/bold]: "
             + ", ".join(f"{v.id} on 127.0.0.1:{v.config.port}" for v in venues)
         )
         inner = legs[0]
@@ -107,9 +108,7 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
             f"books rebuilt from market data match the venues: "
             f"{'[green]yes[/green]' if matches else '[red]NO[/red]'}"
         )
-        console.print(
-            f"machine: {_machine()}; demo took {elapsed:.1f} s", highlight=False
-        )
+        console.print(f"machine: {_machine()}; demo took {elapsed:.1f} s", highlight=False)
         errors = sum(v.application.callback_errors for v in venues)
         errors += sum(leg.client.app.callback_errors for leg in legs)
         return 0 if matches and errors == 0 else 1
@@ -121,7 +120,9 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
 
 
 def _opening_auction(console: Console, leg: Leg) -> None:
-    console.print(f"[bold]{leg.venue.id}[/bold]: opening call auction, orders collect without trading")
+    console.print(
+        f"[bold]{leg.venue.id}[/bold]: opening call auction, orders collect without trading"
+    )
     time.sleep(0.3)  # the market maker's first quotes go into the auction too
     prev = leg.venue.instruments[leg.symbol].prev_close
     assert prev is not None
@@ -200,45 +201,77 @@ def _close(console: Console, leg: Leg) -> None:
     result = leg.venue.call(lambda v: v.engine.books[leg.symbol].last_uncross)
     closing = ""
     if result is not None:
-        closing = f" (closing uncross {result[1]} lots at {leg.venue.instruments[leg.symbol].from_ticks(result[0])})"
+        price = leg.venue.instruments[leg.symbol].from_ticks(result[0])
+        closing = f" (closing uncross {result[1]} lots at {price})"
     console.print(f"  closed{closing}; DAY orders expire")
 
 
 def _book_matches(leg: Leg) -> bool:
     venue_book = leg.venue.book(leg.symbol, 5)
     mine = leg.book.top(5)
-    return all(
-        [(p, q) for p, q, _ in venue_book[name]] == mine[name] for name in ("bids", "asks")
-    )
+    return all([(p, q) for p, q, _ in venue_book[name]] == mine[name] for name in ("bids", "asks"))
 
 
 def _venue_table(venues: list[Venue]) -> Table:
     table = Table(title="what the venues did")
     table.add_column("")
-    rows: dict[str, list[str]] = {k: [] for k in (
-        "symbol", "phase now", "client orders", "client fills", "client rejects",
-        "client cancels", "market data msgs")}
+    rows: dict[str, list[str]] = {
+        k: []
+        for k in (
+            "symbol",
+            "phase now",
+            "client orders",
+            "client fills",
+            "client rejects",
+            "client cancels",
+            "market data msgs",
+        )
+    }
     for venue in venues:
         table.add_column(venue.id, justify="right")
         symbol = next(iter(venue.instruments))
-        stats, phase, md = venue.call(
-            lambda v, s=symbol: (dict(v.stats), v.engine.books[s].phase, v.md.messages_sent)
-        )
-        for key, value in zip(rows, (symbol, phase.value, stats["orders"], stats["fills"],
-                                     stats["rejects"], stats["cancels"], md), strict=True):
+        stats, phase, md = venue.call(functools.partial(_venue_figures, symbol=symbol))
+        for key, value in zip(
+            rows,
+            (
+                symbol,
+                phase.value,
+                stats["orders"],
+                stats["fills"],
+                stats["rejects"],
+                stats["cancels"],
+                md,
+            ),
+            strict=True,
+        ):
             rows[key].append(str(value))
     for key, values in rows.items():
         table.add_row(key, *values)
     return table
 
 
+def _venue_figures(venue: Venue, symbol: str) -> tuple[dict[str, int], Phase, int]:
+    return dict(venue.stats), venue.engine.books[symbol].phase, venue.md.messages_sent
+
+
 def _client_table(legs: list[Leg]) -> Table:
     table = Table(title=f"what client {CLIENT} saw")
     table.add_column("")
-    rows: dict[str, list[str]] = {k: [] for k in (
-        "orders sent", "bought (lots)", "average buy", "sold (lots)", "average sell",
-        "IOC/FOK remainders cancelled", "DAY orders expired", "market data msgs",
-        "ack round trip p50 (µs)", "ack round trip p99 (µs)")}
+    rows: dict[str, list[str]] = {
+        k: []
+        for k in (
+            "orders sent",
+            "bought (lots)",
+            "average buy",
+            "sold (lots)",
+            "average sell",
+            "IOC/FOK remainders cancelled",
+            "DAY orders expired",
+            "market data msgs",
+            "ack round trip p50 (µs)",
+            "ack round trip p99 (µs)",
+        )
+    }
     for leg in legs:
         table.add_column(leg.venue.id, justify="right")
         reports = leg.client.reports()
@@ -251,7 +284,9 @@ def _client_table(legs: list[Leg]) -> Table:
             cl = r.get(11)
             if cl in leg.sent_ns and cl not in first:
                 first[cl] = r
-        acks = sorted((first[c].recv_ns - t) / NS_PER_US for c, t in leg.sent_ns.items() if c in first)
+        acks = sorted(
+            (first[c].recv_ns - t) / NS_PER_US for c, t in leg.sent_ns.items() if c in first
+        )
         values = (
             len(leg.sent_ns),
             sum(q for _, q in fills[Side.BUY]),
@@ -266,8 +301,8 @@ def _client_table(legs: list[Leg]) -> Table:
         )
         for key, value in zip(rows, values, strict=True):
             rows[key].append(str(value))
-    for key, values in rows.items():
-        table.add_row(key, *values)
+    for key, cells in rows.items():
+        table.add_row(key, *cells)
     return table
 
 

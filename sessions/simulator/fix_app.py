@@ -37,7 +37,9 @@ _SIDES = {s.value: s for s in Side}
 
 
 class VenueApplication(GuardedApplication):
-    def __init__(self, enqueue: Callable[[Command], None], refuses_logon: Callable[[str], bool]) -> None:
+    def __init__(
+        self, enqueue: Callable[[Command], None], refuses_logon: Callable[[str], bool]
+    ) -> None:
         super().__init__()
         self._enqueue = enqueue
         self._refuses_logon = refuses_logon

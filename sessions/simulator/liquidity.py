@@ -71,7 +71,9 @@ class LiquidityProvider:
             for side, px in ((Side.BUY, fair - offset), (Side.SELL, fair + offset)):
                 if px <= 0 or (band is not None and not band[0] <= px <= band[1]):
                     continue
-                events = engine.submit(OWNER, symbol, side, size, inst.from_ticks(px), TimeInForce.DAY)
+                events = engine.submit(
+                    OWNER, symbol, side, size, inst.from_ticks(px), TimeInForce.DAY
+                )
                 out += events
                 order = events[0].order  # type: ignore[union-attr]
                 if order is not None and order.state is OrderState.WORKING:

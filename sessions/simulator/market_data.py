@@ -62,7 +62,9 @@ class MarketDataPublisher:
         key = (req.session, req.md_req_id)
         if req.subscription == "2":
             if self._subs.pop(key, None) is None:
-                self._reject(req, REJ_UNKNOWN_SYMBOL, f"no subscription with MDReqID {req.md_req_id}")
+                self._reject(
+                    req, REJ_UNKNOWN_SYMBOL, f"no subscription with MDReqID {req.md_req_id}"
+                )
             return
         problem = self._validate(req, key)
         if problem is not None:
@@ -84,7 +86,10 @@ class MarketDataPublisher:
 
     def _validate(self, req: MarketDataRequest, key: tuple[str, str]) -> tuple[str, str] | None:
         if req.subscription not in ("0", "1"):
-            return REJ_SUBSCRIPTION_TYPE, f"SubscriptionRequestType {req.subscription} not supported"
+            return (
+                REJ_SUBSCRIPTION_TYPE,
+                f"SubscriptionRequestType {req.subscription} not supported",
+            )
         if key in self._subs:
             return REJ_DUPLICATE_ID, f"MDReqID {req.md_req_id} is already subscribed"
         if req.depth < 0 or req.depth > self._max_depth:
@@ -154,8 +159,17 @@ class MarketDataPublisher:
         for entry_type, levels in ((BID, view[0]), (OFFER, view[1])):
             if entry_type in sub.entry_types:
                 for px, qty in levels.items():
-                    entries += [(269, entry_type), (270, decimal_text(inst.from_ticks(px))), (271, qty)]
-        fields: list[Field] = [(262, sub.md_req_id), (55, symbol), (268, len(entries) // 3), *entries]
+                    entries += [
+                        (269, entry_type),
+                        (270, decimal_text(inst.from_ticks(px))),
+                        (271, qty),
+                    ]
+        fields: list[Field] = [
+            (262, sub.md_req_id),
+            (55, symbol),
+            (268, len(entries) // 3),
+            *entries,
+        ]
         self._send(sub.session, encode("W", fields))
         self.messages_sent += 1
         sub.sent[symbol] = view
@@ -173,7 +187,9 @@ class MarketDataPublisher:
 
         def entry(action: str, entry_type: str, px: int, qty: int | None) -> None:
             price = decimal_text(inst.from_ticks(px))
-            entries.append([(279, action), (269, entry_type), (55, symbol), (270, price), (271, qty)])
+            entries.append(
+                [(279, action), (269, entry_type), (55, symbol), (270, price), (271, qty)]
+            )
 
         for entry_type, before, after in ((BID, old[0], view[0]), (OFFER, old[1], view[1])):
             if entry_type not in sub.entry_types:

@@ -51,7 +51,17 @@ AVG_PX_PLACES = Decimal("0.00000001")
 class VenueOrder:
     """The venue's FIX-side record of one client order: who owns it and under which ClOrdID."""
 
-    __slots__ = ("account", "clordid", "instrument", "order", "order_id", "ord_type", "pending", "session")
+    __slots__ = (
+        "account",
+        "amending",
+        "clordid",
+        "instrument",
+        "ord_type",
+        "order",
+        "order_id",
+        "pending",
+        "session",
+    )
 
     def __init__(
         self,
@@ -70,7 +80,8 @@ class VenueOrder:
         self.ord_type = ord_type
         self.account = account
         self.instrument = instrument
-        self.pending: str | None = None  # "6" pending cancel, "E" pending replace
+        self.amending = False  # a cancel or replace is on its way to the book
+        self.pending: str | None = None  # "6" / "E" once PendingCancel / PendingReplace was sent
 
     def status(self) -> str:
         """OrdStatus(39) as the order stands now, for status requests and cancel rejects."""
@@ -120,12 +131,14 @@ def execution_report(
     rej_reason: str | None = None,
     text: str | None = None,
     status_req_id: str | None = None,
+    clordid: str | None = None,
 ) -> str:
+    """``clordid`` overrides the order's current ClOrdID (a pending report answers a request)."""
     order, inst = rec.order, rec.instrument
     price = decimal_text(inst.from_ticks(order.price)) if inst and order.price is not None else None
     fields: list[Field] = [
         (37, rec.order_id),
-        (11, rec.clordid),
+        (11, clordid or rec.clordid),
         (41, orig_clordid),
         (790, status_req_id),
         (17, exec_id),

@@ -24,23 +24,45 @@ HELP = """\
   orders                                           your orders as last reported
   quit"""
 
-EXEC_TYPES = {"0": "New", "4": "Canceled", "5": "Replaced", "6": "PendingCancel",
-              "8": "Rejected", "C": "Expired", "E": "PendingReplace", "F": "Trade",
-              "I": "Status"}
-ORD_STATUS = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled",
-              "6": "PendingCancel", "8": "Rejected", "C": "Expired", "E": "PendingReplace"}
-TIFS = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC,
-        "fok": TimeInForce.FOK}
+EXEC_TYPES = {
+    "0": "New",
+    "4": "Canceled",
+    "5": "Replaced",
+    "6": "PendingCancel",
+    "8": "Rejected",
+    "C": "Expired",
+    "E": "PendingReplace",
+    "F": "Trade",
+    "I": "Status",
+}
+ORD_STATUS = {
+    "0": "New",
+    "1": "PartiallyFilled",
+    "2": "Filled",
+    "4": "Canceled",
+    "6": "PendingCancel",
+    "8": "Rejected",
+    "C": "Expired",
+    "E": "PendingReplace",
+}
+TIFS = {
+    "day": TimeInForce.DAY,
+    "gtc": TimeInForce.GTC,
+    "ioc": TimeInForce.IOC,
+    "fok": TimeInForce.FOK,
+}
 
 
 def describe(msg: Received) -> str:
     """One readable line for a message from the venue."""
     t = msg.tags
     if msg.msg_type == "8":
-        line = (f"ER {EXEC_TYPES.get(t.get(150, ''), t.get(150))}: {t.get(11)} "
-                f"{'BUY' if t.get(54) == '1' else 'SELL'} {t.get(38, '')} {t.get(55)}"
-                f" status={ORD_STATUS.get(t.get(39, ''), t.get(39))} cum={t.get(14)} "
-                f"leaves={t.get(151)} avg={t.get(6)}")
+        line = (
+            f"ER {EXEC_TYPES.get(t.get(150, ''), t.get(150))}: {t.get(11)} "
+            f"{'BUY' if t.get(54) == '1' else 'SELL'} {t.get(38, '')} {t.get(55)}"
+            f" status={ORD_STATUS.get(t.get(39, ''), t.get(39))} cum={t.get(14)} "
+            f"leaves={t.get(151)} avg={t.get(6)}"
+        )
         if t.get(150) == "F":
             line += f" last={t.get(32)}@{t.get(31)}"
         if 58 in t:
@@ -78,7 +100,7 @@ class TradeConsole:
         deadline = time.monotonic() + wait_s
         while True:
             with self._lock:
-                fresh = self.client.received[self._seen:]
+                fresh = self.client.received[self._seen :]
                 self._seen += len(fresh)
                 for msg in fresh:
                     self._show(msg)
@@ -91,12 +113,14 @@ class TradeConsole:
             for book in self.books.values():
                 book.apply(msg)
             if msg.msg_type == "W":
-                self.out.print(f"snapshot {msg.get(55)}: best bid "
-                               f"{self.books[msg[55]].best_bid()} / best ask {self.books[msg[55]].best_ask()}")
+                self.out.print(
+                    f"snapshot {msg.get(55)}: best bid "
+                    f"{self.books[msg[55]].best_bid()} / best ask {self.books[msg[55]].best_ask()}"
+                )
             return
         if msg.admin and msg.msg_type not in ("3", "5"):
             return
-        self.out.print(describe(msg), highlight=False, markup=False)
+        self.out.print(describe(msg), highlight=False, markup=False, soft_wrap=True)
 
     def execute(self, line: str) -> bool:
         try:
@@ -150,7 +174,9 @@ class TradeConsole:
         self.drain(0.05)
 
     def _order(self, side: Side, args: list[str]) -> None:
-        usage = "usage: buy|sell SYMBOL QTY @ PRICE [day|gtc|ioc|fok]  or  buy|sell SYMBOL QTY market"
+        usage = (
+            "usage: buy|sell SYMBOL QTY @ PRICE [day|gtc|ioc|fok]  or  buy|sell SYMBOL QTY market"
+        )
         if len(args) < 3 or not args[1].isdigit():
             raise ValueError(usage)
         symbol, qty = args[0], int(args[1])
@@ -160,9 +186,10 @@ class TradeConsole:
             price, tif = None, TimeInForce.IOC
         elif rest[0] == "@" and len(rest) >= 2:
             price = _price(rest[1])
-            tif = TIFS.get(rest[2], None) if len(rest) > 2 else TimeInForce.DAY
-            if tif is None:
+            chosen = TIFS.get(rest[2]) if len(rest) > 2 else TimeInForce.DAY
+            if chosen is None:
                 raise ValueError(f"unknown time in force {rest[2]!r}; use day, gtc, ioc or fok")
+            tif = chosen
         else:
             raise ValueError(usage)
         clordid = self.client.new_order(symbol, side, qty, price, tif)
@@ -171,7 +198,9 @@ class TradeConsole:
 
     def _known(self, args: list[str]) -> str:
         if not args or args[0] not in self.orders:
-            raise ValueError(f"unknown ClOrdID; yours are: {', '.join(self.orders) or '(none yet)'}")
+            raise ValueError(
+                f"unknown ClOrdID; yours are: {', '.join(self.orders) or '(none yet)'}"
+            )
         return args[0]
 
     def _cancel(self, args: list[str]) -> None:
@@ -201,8 +230,12 @@ class TradeConsole:
         for i in range(max(len(bids), len(asks))):
             b = bids[i] if i < len(bids) else None
             a = asks[i] if i < len(asks) else None
-            table.add_row(str(b[1]) if b else "", str(b[0]) if b else "",
-                          str(a[0]) if a else "", str(a[1]) if a else "")
+            table.add_row(
+                str(b[1]) if b else "",
+                str(b[0]) if b else "",
+                str(a[0]) if a else "",
+                str(a[1]) if a else "",
+            )
         self.out.print(table)
 
     def _orders(self) -> None:
@@ -213,9 +246,15 @@ class TradeConsole:
             reports = self.client.reports(clordid)
             if reports and reports[-1].get(11) == clordid:
                 t = reports[-1].tags
-                table.add_row(clordid, t.get(55, ""), "BUY" if t.get(54) == "1" else "SELL",
-                              ORD_STATUS.get(t.get(39, ""), ""), t.get(14, ""), t.get(151, ""),
-                              t.get(6, ""))
+                table.add_row(
+                    clordid,
+                    t.get(55, ""),
+                    "BUY" if t.get(54) == "1" else "SELL",
+                    ORD_STATUS.get(t.get(39, ""), ""),
+                    t.get(14, ""),
+                    t.get(151, ""),
+                    t.get(6, ""),
+                )
         self.out.print(table)
 
 

@@ -9,6 +9,7 @@ follows it on that session, as a slow venue would).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -30,6 +31,7 @@ from sessions.fixengine import (
     send_text,
     session_key,
 )
+from sessions.fixwire import encode
 from sessions.simulator import reports as rpt
 from sessions.simulator.commands import (
     CancelOrder,
@@ -82,7 +84,9 @@ class Venue:
         self.instruments = {i.symbol: i for i in config.instrument_list()}
         self.engine = MatchingEngine(self.instruments.values(), phase=config.initial_phase)
         self.faults = Faults(config.faults)
-        self.lp = LiquidityProvider(self.engine, config.liquidity) if config.liquidity.enabled else None
+        self.lp = (
+            LiquidityProvider(self.engine, config.liquidity) if config.liquidity.enabled else None
+        )
         self.md = MarketDataPublisher(self.engine, self._send_now, config.market_data_max_depth)
         # Ids carry the run's start time so they stay unique across restarts of the venue.
         self._id_prefix = f"{config.id}-{_base36(int(time.time()))}-"
@@ -114,7 +118,11 @@ class Venue:
     def _settings(self) -> Any:
         cfg = self.config
         default = common_defaults(cfg.store_dir, heartbeat_s=cfg.heartbeat_s)
-        default |= {"ConnectionType": "acceptor", "SocketAcceptPort": cfg.port, "SocketReuseAddress": True}
+        default |= {
+            "ConnectionType": "acceptor",
+            "SocketAcceptPort": cfg.port,
+            "SocketReuseAddress": True,
+        }
         sessions = [{"SenderCompID": cfg.comp_id, "TargetCompID": c} for c in cfg.clients]
         return build_settings(default, sessions)
 
@@ -124,7 +132,7 @@ class Venue:
         start_ns = now_ns()
         for change in self.config.schedule:
             due = start_ns + int(change.after_s * 1e9)
-            self._at(due, lambda c=change: self._apply_phase(c.phase, c.symbols))
+            self._at(due, functools.partial(self._apply_phase, change.phase, change.symbols))
         if self.lp is not None:
             self._at(start_ns, self._lp_tick)
         self._thread.start()
@@ -132,16 +140,37 @@ class Venue:
         log.info("venue %s listening on port %d", self.id, self.config.port)
 
     def stop(self) -> None:
-        self._fix.stop(reason=f"venue {self.id} shutting down")
+        # The venue thread sends on quickfix sessions, which FixEngine.stop destroys: stop
+        # the thread first so that nothing sends on a session while it is being deleted.
         if self._thread.is_alive():
             self._inbox.put(Stop())
             self._thread.join(timeout=5)
+        self._fix.stop(reason=f"venue {self.id} shutting down")
+
+    def log_out_for_exit(self) -> list[str]:
+        """Stop the venue thread and log every client out, leaving the acceptor running.
+
+        For a process that is about to end: quickfix 1.16's ``Acceptor::stop()`` closes its
+        socket server from the calling thread while the acceptor thread may still be using
+        it (upstream PR #740), which crashed about one stop in four with a client connected.
+        A process that exits straight after this (``os._exit``) never takes that path; the
+        sequence numbers are already in the FileStore, which quickfix writes as it goes.
+        """
+        if self._thread.is_alive():
+            self._inbox.put(Stop())
+            self._thread.join(timeout=5)
+        return self._fix.log_out_all(f"venue {self.id} shutting down")
 
     def call(self, action: Callable[[Venue], T], timeout: float = 5.0) -> T:
         """Run ``action(venue)`` on the venue thread and return its result."""
         done = threading.Event()
         box: list[Any] = []
-        self._inbox.put(Control(action, lambda result: (box.append(result), done.set())))
+
+        def answer(result: object) -> None:
+            box.append(result)
+            done.set()
+
+        self._inbox.put(Control(action, answer))
         if not done.wait(timeout):
             raise TimeoutError(f"venue {self.id} did not answer within {timeout} s")
         result = box[0]
@@ -260,8 +289,14 @@ class Venue:
         elif isinstance(command, StatusRequest):
             self._status(command)
         elif isinstance(command, UnsupportedOrder):
-            self._reject_request(command.session, command.clordid, command.symbol, command,
-                                 rpt.ORD_REJ_UNSUPPORTED, command.text)
+            self._reject_request(
+                command.session,
+                command.clordid,
+                command.symbol,
+                command,
+                rpt.ORD_REJ_UNSUPPORTED,
+                command.text,
+            )
         elif isinstance(command, SessionUp):
             self.logged_on.add(command.session)
         elif isinstance(command, SessionDown):
@@ -281,19 +316,39 @@ class Venue:
         self.stats["orders"] += 1
         key = (cmd.session, cmd.clordid)
         if key in self._by_clordid:
-            self._reject_request(cmd.session, cmd.clordid, cmd.symbol, cmd, rpt.ORD_REJ_DUPLICATE,
-                                 f"duplicate ClOrdID {cmd.clordid}")
+            self._reject_request(
+                cmd.session,
+                cmd.clordid,
+                cmd.symbol,
+                cmd,
+                rpt.ORD_REJ_DUPLICATE,
+                f"duplicate ClOrdID {cmd.clordid}",
+            )
             return
         inst = self.instruments.get(cmd.symbol)
         reject = Reason.INJECTED if self.faults.roll_reject() else None
         cap = self.faults.roll_partial_cap(cmd.qty, inst.lot) if inst is not None else None
         events = self.engine.submit(
-            cmd.session, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.tif, max_fill=cap, reject=reject
+            cmd.session,
+            cmd.symbol,
+            cmd.side,
+            cmd.qty,
+            cmd.price,
+            cmd.tif,
+            max_fill=cap,
+            reject=reject,
         )
         order = events[0].order  # type: ignore[union-attr]
         assert order is not None
-        rec = VenueOrder(order, self._id_prefix + str(order.order_id), cmd.session, cmd.clordid,
-                         cmd.ord_type, cmd.account, inst)
+        rec = VenueOrder(
+            order,
+            self._id_prefix + str(order.order_id),
+            cmd.session,
+            cmd.clordid,
+            cmd.ord_type,
+            cmd.account,
+            inst,
+        )
         self._records[order.order_id] = rec
         self._by_clordid[key] = rec
         self._dispatch(events)
@@ -301,7 +356,7 @@ class Venue:
     def _find(self, session: str, order_id: str | None, clordid: str) -> VenueOrder | None:
         """The client's own order, by OrderID if given, else by any ClOrdID in its chain."""
         if order_id and order_id.startswith(self._id_prefix):
-            suffix = order_id[len(self._id_prefix):]
+            suffix = order_id[len(self._id_prefix) :]
             rec = self._records.get(int(suffix)) if suffix.isdigit() else None
             return rec if rec is not None and rec.session == session else None
         return self._by_clordid.get((session, clordid))
@@ -313,10 +368,20 @@ class Venue:
         key = (cmd.session, cmd.clordid)
 
         def refuse(reason: str, text: str) -> None:
-            self._send(cmd.session, rpt.cancel_reject(
-                order_id=rec.order_id if rec else "NONE", clordid=cmd.clordid,
-                orig_clordid=cmd.orig_clordid, ord_status=rec.status() if rec else "8",
-                response_to=response_to, reason=reason, text=text, ts_ns=now_ns()), ack=True)
+            self._send(
+                cmd.session,
+                rpt.cancel_reject(
+                    order_id=rec.order_id if rec else "NONE",
+                    clordid=cmd.clordid,
+                    orig_clordid=cmd.orig_clordid,
+                    ord_status=rec.status() if rec else "8",
+                    response_to=response_to,
+                    reason=reason,
+                    text=text,
+                    ts_ns=now_ns(),
+                ),
+                ack=True,
+            )
 
         if key in self._by_clordid:
             refuse(rpt.CXL_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
@@ -331,11 +396,12 @@ class Venue:
         if isinstance(cmd, ReplaceOrder) and cmd.price is None and rec.ord_type is OrderType.LIMIT:
             refuse(rpt.CXL_REJ_OTHER, "a replace of a limit order needs Price(44)")
             return
-        if rec.pending is not None:
+        if rec.amending:
             refuse("3", "a cancel or replace is already pending for this order")
             return
 
         def execute() -> None:
+            rec.amending = False
             rec.pending = None
             if isinstance(cmd, CancelOrder):
                 events = self.engine.cancel(rec.order.order_id)
@@ -343,8 +409,10 @@ class Venue:
                 assert cmd.price is not None
                 events = self.engine.replace(rec.order.order_id, cmd.qty, cmd.price)
             first = events[0]
-            if isinstance(first, Report) and first.kind in (ReportKind.CANCEL_REJECTED,
-                                                           ReportKind.REPLACE_REJECTED):
+            if isinstance(first, Report) and first.kind in (
+                ReportKind.CANCEL_REJECTED,
+                ReportKind.REPLACE_REJECTED,
+            ):
                 reason = rpt.CXL_REJ_REASON.get(first.reason, rpt.CXL_REJ_OTHER)  # type: ignore[arg-type]
                 refuse(reason, first.reason.value if first.reason else "rejected")
                 return
@@ -352,16 +420,32 @@ class Venue:
             rec.clordid = cmd.clordid
             self._dispatch(events, orig_clordid=previous)
 
+        if self.faults.config.pending_reports:
+            rec.pending = (
+                rpt.EXEC_TYPE_PENDING_CANCEL if is_cancel else rpt.EXEC_TYPE_PENDING_REPLACE
+            )
+            order = rec.order
+            # FIX 4.4: ClOrdID is the request's, OrigClOrdID the order's (until it is done).
+            self._send(
+                cmd.session,
+                rpt.execution_report(
+                    rec,
+                    exec_id=self._exec_id(),
+                    exec_type=rec.pending,
+                    ord_status=rec.pending,
+                    venue_id=self.id,
+                    ts_ns=now_ns(),
+                    cum=order.cum,
+                    leaves=order.leaves,
+                    notional=order.notional,
+                    clordid=cmd.clordid,
+                    orig_clordid=rec.clordid,
+                ),
+                ack=True,
+            )
         delay = self.faults.config.cancel_delay_ms
-        if self.faults.config.pending_reports or delay:
-            rec.pending = rpt.EXEC_TYPE_PENDING_CANCEL if is_cancel else rpt.EXEC_TYPE_PENDING_REPLACE
-            if self.faults.config.pending_reports:
-                order = rec.order
-                self._send(cmd.session, rpt.execution_report(
-                    rec, exec_id=self._exec_id(), exec_type=rec.pending, ord_status=rec.pending,
-                    venue_id=self.id, ts_ns=now_ns(), cum=order.cum, leaves=order.leaves,
-                    notional=order.notional, orig_clordid=rec.clordid), ack=True)
         if delay:
+            rec.amending = True
             self._at(now_ns() + delay * NS_PER_MS, execute)
         else:
             execute()
@@ -369,27 +453,71 @@ class Venue:
     def _status(self, cmd: StatusRequest) -> None:
         rec = self._find(cmd.session, cmd.order_id, cmd.clordid)
         if rec is None:
-            text = rpt.encode("8", [
-                (37, cmd.order_id or "NONE"), (11, cmd.clordid), (790, cmd.status_req_id),
-                (17, self._exec_id()), (150, rpt.EXEC_TYPE_ORDER_STATUS), (39, "8"),
-                (55, cmd.symbol), (54, cmd.side.value), (151, 0), (14, 0), (6, 0),
-                (30, self.id), (58, Reason.UNKNOWN_ORDER.value)])
+            text = encode(
+                "8",
+                [
+                    (37, cmd.order_id or "NONE"),
+                    (11, cmd.clordid),
+                    (790, cmd.status_req_id),
+                    (17, self._exec_id()),
+                    (150, rpt.EXEC_TYPE_ORDER_STATUS),
+                    (39, "8"),
+                    (55, cmd.symbol),
+                    (54, cmd.side.value),
+                    (151, 0),
+                    (14, 0),
+                    (6, 0),
+                    (30, self.id),
+                    (58, Reason.UNKNOWN_ORDER.value),
+                ],
+            )
             self._send(cmd.session, text, ack=True)
             return
         order = rec.order
-        self._send(cmd.session, rpt.execution_report(
-            rec, exec_id=self._exec_id(), exec_type=rpt.EXEC_TYPE_ORDER_STATUS,
-            ord_status=rec.status(), venue_id=self.id, ts_ns=now_ns(), cum=order.cum,
-            leaves=order.leaves, notional=order.notional, status_req_id=cmd.status_req_id), ack=True)
+        self._send(
+            cmd.session,
+            rpt.execution_report(
+                rec,
+                exec_id=self._exec_id(),
+                exec_type=rpt.EXEC_TYPE_ORDER_STATUS,
+                ord_status=rec.status(),
+                venue_id=self.id,
+                ts_ns=now_ns(),
+                cum=order.cum,
+                leaves=order.leaves,
+                notional=order.notional,
+                status_req_id=cmd.status_req_id,
+            ),
+            ack=True,
+        )
 
-    def _reject_request(self, session: str, clordid: str, symbol: str,
-                        cmd: NewOrder | UnsupportedOrder, reason: str, text: str) -> None:
+    def _reject_request(
+        self,
+        session: str,
+        clordid: str,
+        symbol: str,
+        cmd: NewOrder | UnsupportedOrder,
+        reason: str,
+        text: str,
+    ) -> None:
         self.stats["rejects"] += 1
         qty = str(cmd.qty)
-        self._send(session, rpt.rejected_request_report(
-            order_id="NONE", clordid=clordid, exec_id=self._exec_id(), symbol=symbol,
-            side=cmd.side, qty=qty, venue_id=self.id, ts_ns=now_ns(), rej_reason=reason,
-            text=text), ack=True)
+        self._send(
+            session,
+            rpt.rejected_request_report(
+                order_id="NONE",
+                clordid=clordid,
+                exec_id=self._exec_id(),
+                symbol=symbol,
+                side=cmd.side,
+                qty=qty,
+                venue_id=self.id,
+                ts_ns=now_ns(),
+                rej_reason=reason,
+                text=text,
+            ),
+            ack=True,
+        )
 
     # -- events out -----------------------------------------------------------------------
 
@@ -417,23 +545,35 @@ class Venue:
             elif kind is ReportKind.CANCELED:
                 self.stats["cancels"] += 1
             reason = event.reason
-            self._send(rec.session, rpt.execution_report(
-                rec,
-                exec_id=self._exec_id(),
-                exec_type=rpt.EXEC_TYPE[kind],
-                ord_status=rpt.ord_status_after(event),
-                venue_id=self.id,
-                ts_ns=event.ts_ns,
-                cum=event.cum,
-                leaves=event.leaves,
-                notional=event.notional,
-                last_px=event.last_px,
-                last_qty=event.last_qty,
-                orig_clordid=orig_clordid if kind in (ReportKind.CANCELED, ReportKind.REPLACED) else None,
-                rej_reason=(rpt.ORD_REJ_REASON.get(reason, rpt.ORD_REJ_OTHER) if reason else None)
-                if kind is ReportKind.REJECTED else None,
-                text=reason.value if reason is not None else None,
-            ), ack=kind is not ReportKind.TRADE)
+            ord_status = rpt.ord_status_after(event)
+            if rec.pending is not None and kind is ReportKind.TRADE and event.leaves:
+                ord_status = rec.pending  # FIX 4.4: a pending cancel/replace outranks a part-fill
+            self._send(
+                rec.session,
+                rpt.execution_report(
+                    rec,
+                    exec_id=self._exec_id(),
+                    exec_type=rpt.EXEC_TYPE[kind],
+                    ord_status=ord_status,
+                    venue_id=self.id,
+                    ts_ns=event.ts_ns,
+                    cum=event.cum,
+                    leaves=event.leaves,
+                    notional=event.notional,
+                    last_px=event.last_px,
+                    last_qty=event.last_qty,
+                    orig_clordid=orig_clordid
+                    if kind in (ReportKind.CANCELED, ReportKind.REPLACED)
+                    else None,
+                    rej_reason=(
+                        rpt.ORD_REJ_REASON.get(reason, rpt.ORD_REJ_OTHER) if reason else None
+                    )
+                    if kind is ReportKind.REJECTED
+                    else None,
+                    text=reason.value if reason is not None else None,
+                ),
+                ack=kind is not ReportKind.TRADE,
+            )
 
     def _send(self, session: str, text: str, *, ack: bool) -> None:
         """Send now, or after the configured fault delay, never ahead of an earlier message."""

@@ -1,0 +1,179 @@
+"""The real `cmc` command, run as a subprocess the way an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sessions.ports import free_port
+
+CMC = str(Path(sys.executable).parent / "cmc")
+pytestmark = pytest.mark.fix
+
+
+def run(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [CMC, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+class Running:
+    """A long-running `cmc` process whose output lines are read as they come."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "COLUMNS": "120"}
+        self.proc = subprocess.Popen(
+            [CMC, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"{text!r} not seen; output so far:\n{''.join(self.seen)}")
+
+    def finish(self, stdin: str, timeout: float = 20) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(stdin)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=timeout)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "".join(self.seen)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def test_demo_runs_both_venues_and_the_client_books_match() -> None:
+    result = run("demo", "--seconds", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "uncrossed" in out and "the price of maximum volume" in out
+    assert "what the venues did" in out and "what client DEMO saw" in out
+    assert "books rebuilt from market data match the venues: yes" in out
+    assert "quickfix 1.16.0" in out
+
+
+def test_sim_with_a_bad_config_fails_before_starting_and_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[[venues]]\nid = "V"\ncomp_id = "V"\nport = 1\nclients = ["A"]\n'
+        '[[venues.instruments]]\nsymbol = "AU"\ncurrency = "cny"\ntick = "0.02"\n'
+        'prev_close = "560"\n'
+    )
+    result = run("sim", "--config", str(path), timeout=30)
+    assert result.returncode == 2
+    assert f"{path}: invalid configuration" in result.stderr
+    assert (
+        "venues[0].instruments[0].currency: String should match pattern '^[A-Z]{3}$'"
+        in result.stderr
+    )
+    assert "listening" not in result.stdout
+
+
+def test_sim_refuses_an_unknown_venue_id(tmp_path: Path) -> None:
+    result = run("sim", "--config", "conf/sim.toml", "--venue", "NOPE", timeout=30)
+    assert result.returncode == 2
+    assert "no venue with id NOPE; the file has SHFE-SIM, COMEX-SIM" in result.stderr
+
+
+def test_trade_by_hand_against_a_running_sim(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "venue.toml"
+    config.write_text(f"""
+[[venues]]
+id = "HAND"
+comp_id = "HAND"
+port = {port}
+clients = ["TRADER1"]
+store_dir = "{tmp_path / "venue-store"}"
+[[venues.instruments]]
+symbol = "AU"
+currency = "CNY"
+tick = "0.02"
+prev_close = "560.00"
+price_band_pct = "6"
+[venues.liquidity]
+enabled = true
+interval_ms = 50
+""")
+    sim = Running("sim", "--config", str(config), "--seconds", "60")
+    try:
+        sim.wait_for(f"listening on port {port}")
+        script = "md AU\nbuy AU 3 @ 565.00\nbuy AU 1 @ 560.01\nbuy AU 2 @ 500.00\norders\n"
+        trade = run(
+            "trade",
+            "--port",
+            str(port),
+            "--sender",
+            "TRADER1",
+            "--target",
+            "HAND",
+            "--store-dir",
+            str(tmp_path / "trader-store"),
+            stdin=script,
+            timeout=60,
+        )
+        assert trade.returncode == 0, trade.stdout + trade.stderr
+        out = trade.stdout
+        assert "logged on to HAND as TRADER1" in out
+        assert "snapshot AU" in out
+        assert "status=Filled cum=3 leaves=0" in out
+        assert "(price is not a multiple of the tick size)" in out
+        assert "(price is outside the daily limit band)" in out
+        sim_out = sim.finish("book AU\nstats\nquit\n")
+        assert sim.proc.returncode == 0, sim_out
+        assert "HAND AU" in sim_out  # the book table
+        row = next(line for line in sim_out.splitlines() if line.startswith("│ HAND"))
+        cells = [c.strip() for c in row.strip("│").split("│")]
+        assert cells[3:6] == ["3", "1", "2"], row  # orders, fills, rejects
+    finally:
+        sim.kill()
+
+
+def test_trade_without_a_venue_says_what_to_check() -> None:
+    result = run(
+        "trade",
+        "--port",
+        str(free_port()),
+        "--sender",
+        "T",
+        "--target",
+        "V",
+        "--logon-timeout",
+        "1",
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "could not log on to V" in result.stderr
+    assert "is the venue running" in result.stderr
