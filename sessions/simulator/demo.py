@@ -97,12 +97,11 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
         _opening_auction(console, inner)
         _continuous(console, legs, rng, seconds)
         _close(console, inner)
-        time.sleep(0.3)
-        for leg in legs:
-            leg.pump()
+        for venue in venues:
+            venue.set_quoting(False)  # a still market, so the books can be compared
+        matches = all(_book_matches(leg) for leg in legs)
         console.print(_venue_table(venues))
         console.print(_client_table(legs))
-        matches = all(_book_matches(leg) for leg in legs)
         elapsed = time.monotonic() - started
         console.print(
             f"books rebuilt from market data match the venues: "
@@ -206,10 +205,18 @@ def _close(console: Console, leg: Leg) -> None:
     console.print(f"  closed{closing}; DAY orders expire")
 
 
-def _book_matches(leg: Leg) -> bool:
+def _book_matches(leg: Leg, timeout_s: float = 3.0) -> bool:
+    """Whether the client's book, once its market data has caught up, is the venue's."""
     venue_book = leg.venue.book(leg.symbol, 5)
-    mine = leg.book.top(5)
-    return all([(p, q) for p, q, _ in venue_book[name]] == mine[name] for name in ("bids", "asks"))
+    expected = {name: [(p, q) for p, q, _ in venue_book[name]] for name in ("bids", "asks")}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        leg.pump()
+        if leg.book.top(5) == expected:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _venue_table(venues: list[Venue]) -> Table:

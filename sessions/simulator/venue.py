@@ -98,6 +98,7 @@ class Venue:
             for client in config.clients
         }
         self.logged_on: set[str] = set()
+        self._quoting = True
         self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -194,6 +195,14 @@ class Venue:
 
         self.call(apply)
 
+    def set_quoting(self, enabled: bool) -> None:
+        """Start or stop the liquidity provider's requotes (its resting quotes stay)."""
+
+        def apply(v: Venue) -> None:
+            v._quoting = enabled
+
+        self.call(apply)
+
     def drop_connections(self) -> int:
         """Cut every logged-on session's connection, as a network fault would."""
         import quickfix as fix
@@ -270,7 +279,8 @@ class Venue:
 
     def _lp_tick(self) -> None:
         assert self.lp is not None
-        self._dispatch(self.lp.refresh())
+        if self._quoting:
+            self._dispatch(self.lp.refresh())
         self._at(now_ns() + self.lp.config.interval_ms * NS_PER_MS, self._lp_tick)
 
     def _apply_phase(self, phase: Phase, symbols: list[str] | None) -> None:
