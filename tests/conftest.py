@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +24,17 @@ GOLD_INNER: dict[str, Any] = {
     "price_band_pct": "6",
     "max_order_qty": 500,
 }
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Whether ``condition()`` became true within ``timeout_s`` (polled, never slept blind)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
 
 
 def venue_config(**overrides: Any) -> VenueConfig:

@@ -45,7 +45,11 @@ def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def logon_after(client: FixClient, start: int, timeout: float = 5.0) -> Received:
-    return client.wait_for(lambda m: m.msg_type == "A", timeout, start=start)
+    """The venue's Logon answer after ``start``, and the session logged on (onLogon follows
+    the Logon message by a moment; an order sent in between would wait for a resend)."""
+    logon = client.wait_for(lambda m: m.msg_type == "A", timeout, start=start)
+    until(lambda: client.is_logged_on, timeout)
+    return logon
 
 
 def test_refused_logons_keep_that_client_out_until_the_fault_is_lifted(make_venue, make_client):
@@ -60,7 +64,6 @@ def test_refused_logons_keep_that_client_out_until_the_fault_is_lifted(make_venu
     seen = len(t1.received)
     venue.set_faults(refuse_logons=[])  # at run time: the next attempt (1 s later) gets in
     logon_after(t1, seen)
-    assert t1.is_logged_on
     order = rest(t1, BUY, 1, "559.00")
     assert t1.wait_report(order, "0")[39] == "0"
     assert venue.application.callback_errors == 0

@@ -34,14 +34,24 @@ from sessions.simulator.venue import Venue
 CLIENT = "DEMO"
 
 
-def demo_config() -> SimulatorConfig:
-    """The embedded demo venues, on free loopback ports."""
+def demo_config(
+    *, opening_auction: bool = True, clients: list[str] | None = None
+) -> SimulatorConfig:
+    """The embedded demo venues, on free loopback ports.
+
+    ``opening_auction=False`` starts the inner venue in continuous trading; ``clients``
+    adds CompIDs the venues accept beside the scripted client's.
+    """
     import tomllib
 
     text = importlib.resources.files("sessions.simulator").joinpath("demo_venues.toml").read_text()
     data = tomllib.loads(text)
     for venue in data["venues"]:
         venue["port"] = free_port()
+        venue["clients"] = venue["clients"] + list(clients or ())
+        if not opening_auction:
+            venue.pop("initial_phase", None)
+            venue.pop("schedule", None)
     return validate_mapping(data, SimulatorConfig, Path("sessions/simulator/demo_venues.toml"))
 
 
@@ -107,7 +117,7 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
             f"books rebuilt from market data match the venues: "
             f"{'[green]yes[/green]' if matches else '[red]NO[/red]'}"
         )
-        console.print(f"machine: {_machine()}; demo took {elapsed:.1f} s", highlight=False)
+        console.print(f"machine: {machine()}; demo took {elapsed:.1f} s", highlight=False)
         errors = sum(v.application.callback_errors for v in venues)
         errors += sum(leg.client.app.callback_errors for leg in legs)
         return 0 if matches and errors == 0 else 1
@@ -325,7 +335,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def _machine() -> str:
+def machine() -> str:
     import os
 
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import quickfix as fix
 
-from oms.clock import now_ns
+from oms.clock import monotonic_ns, now_ns
 from oms.enums import OrderType, Side, TimeInForce
 from sessions.fixengine import GuardedApplication
 from sessions.fixwire import flat, parse
@@ -38,11 +38,15 @@ _SIDES = {s.value: s for s in Side}
 
 class VenueApplication(GuardedApplication):
     def __init__(
-        self, enqueue: Callable[[Command], None], refuses_logon: Callable[[str], bool]
+        self,
+        enqueue: Callable[[Command], None],
+        refuses_logon: Callable[[str], bool],
+        order_arrived: Callable[[str, str, int], None] | None = None,
     ) -> None:
         super().__init__()
         self._enqueue = enqueue
         self._refuses_logon = refuses_logon
+        self._order_arrived = order_arrived  # (session, ClOrdID, monotonic ns): benchmarks
 
     def on_logon(self, session: str) -> None:
         self._enqueue(SessionUp(session))
@@ -63,6 +67,8 @@ class VenueApplication(GuardedApplication):
         msg_type = tags[35]
         command: Command
         if msg_type == "D":
+            if self._order_arrived is not None:
+                self._order_arrived(session, tags[11], monotonic_ns())
             command = _new_order(session, tags, recv_ns)
         elif msg_type == "F":
             command = CancelOrder(

@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from oms.clock import NS_PER_MS, now_ns
-from oms.enums import OrderType
+import quickfix as fix
+
+from oms.clock import NS_PER_MS, monotonic_ns, now_ns
+from oms.enums import OrderType, Side, TimeInForce
 from sessions.fixengine import (
     FixEngine,
     build_settings,
@@ -77,8 +79,17 @@ def _base36(n: int) -> str:
             return out
 
 
+class VenueProbe(Protocol):
+    """Timestamps for measuring the gateway from outside, on the system-wide monotonic
+    clock (``time.monotonic_ns`` is CLOCK_MONOTONIC, the same in every process)."""
+
+    def market_data_sent(self, session: str, text: str, mono_ns: int) -> None: ...
+
+    def order_arrived(self, session: str, clordid: str, mono_ns: int) -> None: ...
+
+
 class Venue:
-    def __init__(self, config: VenueConfig) -> None:
+    def __init__(self, config: VenueConfig, probe: VenueProbe | None = None) -> None:
         self.config = config
         self.id = config.id
         self.instruments = {i.symbol: i for i in config.instrument_list()}
@@ -87,7 +98,9 @@ class Venue:
         self.lp = (
             LiquidityProvider(self.engine, config.liquidity) if config.liquidity.enabled else None
         )
-        self.md = MarketDataPublisher(self.engine, self._send_now, config.market_data_max_depth)
+        self.probe = probe
+        send_md = self._send_md if probe is not None else self._send_now
+        self.md = MarketDataPublisher(self.engine, send_md, config.market_data_max_depth)
         # Ids carry the run's start time so they stay unique across restarts of the venue.
         self._id_prefix = f"{config.id}-{_base36(int(time.time()))}-"
         self._exec_ids = itertools.count(1)
@@ -104,7 +117,11 @@ class Venue:
         self._timer_seq = itertools.count()
         self._last_due: dict[str, int] = {}
         self._dd = data_dictionary()
-        self.application = VenueApplication(self._inbox.put, self.faults.refuses_logon)
+        self.application = VenueApplication(
+            self._inbox.put,
+            self.faults.refuses_logon,
+            probe.order_arrived if probe is not None else None,
+        )
         self._fix = FixEngine(
             self.application,
             self._settings(),
@@ -203,9 +220,40 @@ class Venue:
 
         self.call(apply)
 
+    def house_order(
+        self,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: Decimal | None,
+        tif: TimeInForce = TimeInForce.DAY,
+        owner: str = "house",
+    ) -> int:
+        """Enter an order straight into the book, not over FIX (a scripted market, a
+        benchmark's trigger). Market data goes out as for any order. Returns its id."""
+
+        def enter(v: Venue) -> int:
+            events = v.engine.submit(owner, symbol, side, qty, price, tif)
+            v._dispatch(events)
+            order = events[0].order  # type: ignore[union-attr]
+            assert order is not None
+            return order.order_id
+
+        return self.call(enter)
+
+    def cancel_house_order(self, order_id: int) -> bool:
+        """Cancel an order entered with ``house_order``; False if it was already done."""
+
+        def cancel(v: Venue) -> bool:
+            events = v.engine.cancel(order_id)
+            v._dispatch(events)
+            first = events[0]
+            return not (isinstance(first, Report) and first.kind is ReportKind.CANCEL_REJECTED)
+
+        return self.call(cancel)
+
     def drop_connections(self) -> int:
         """Cut every logged-on session's connection, as a network fault would."""
-        import quickfix as fix
 
         def cut(v: Venue) -> int:
             count = 0
@@ -220,7 +268,6 @@ class Venue:
 
     def skip_sequence(self, count: int, client: str | None = None) -> None:
         """Jump outgoing MsgSeqNum forward so the counterparty sees a gap and must recover."""
-        import quickfix as fix
 
         def skip(v: Venue) -> None:
             for key, sid in v._sessions.items():
@@ -234,8 +281,6 @@ class Venue:
         """The top of one book, read on the venue thread: {"bids": [...], "asks": [...]}."""
 
         def read(v: Venue) -> dict[str, list[tuple[Decimal, int, int]]]:
-            from oms.enums import Side
-
             inst = v.instruments[symbol]
             book = v.engine.books[symbol]
             return {
@@ -596,6 +641,11 @@ class Venue:
             return
         self._last_due[session] = due
         self._at(due, lambda: self._send_now(session, text))
+
+    def _send_md(self, session: str, text: str) -> None:
+        assert self.probe is not None
+        self.probe.market_data_sent(session, text, monotonic_ns())
+        self._send_now(session, text)
 
     def _send_now(self, session: str, text: str) -> None:
         sid = self._sessions.get(session)
