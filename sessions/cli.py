@@ -41,10 +41,72 @@ def cli() -> None:
 
 
 @cli.command()
+def demo() -> None:
+    """The gateway trading the gold spread between two simulated venues, on loopback."""
+    from sessions.demo import run_arbitrage_demo
+
+    _logging(logging.WARNING)
+    sys.exit(run_arbitrage_demo(console))
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Gateway TOML file (see conf/demo.toml).",
+)
+@click.option(
+    "--seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C)."
+)
+def gateway(config_path: Path, seconds: float | None) -> None:
+    """Run the gateway: log on to every venue line and trade the configured pairs."""
+    from sessions.gateway import Gateway
+    from sessions.gateway_config import load_gateway_config
+    from sessions.trading_report import TradeFeed, summarise, summary_table
+
+    _logging(logging.INFO)
+    try:
+        config = load_gateway_config(config_path)
+    except ConfigError as exc:
+        errors.print(str(exc), highlight=False, markup=False)
+        sys.exit(2)
+    gw = Gateway(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        gw.start()
+    except EngineStartError as exc:
+        errors.print(f"{config_path}: the FIX engine could not start: {exc}")
+        gw.stop()
+        sys.exit(2)
+    console.print(f"gateway started; receipts to {config.receipts_url}; Ctrl-C to stop")
+    if not gw.wait_ready(30):
+        console.print(
+            "[yellow]not every venue has a logged-on line and a book yet; "
+            "is `cmc sim` running? Still trying...[/yellow]"
+        )
+    feed = TradeFeed(console, gw)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            feed.poll()
+            stop.wait(0.2)
+        feed.poll()
+    except KeyboardInterrupt:
+        pass
+    summaries = gw.oms.call(summarise)
+    gw.stop()
+    assert isinstance(summaries, dict)
+    console.print(summary_table(summaries, None))
+
+
+@cli.command("sim-demo")
 @click.option("--seconds", default=6.0, show_default=True, help="How long continuous trading runs.")
 @click.option("--seed", default=42, show_default=True, help="Seed of the scripted client.")
-def demo(seconds: float, seed: int) -> None:
-    """Run two simulated venues and a scripted client trading on both; print what happened."""
+def sim_demo(seconds: float, seed: int) -> None:
+    """Two simulated venues and a scripted client trading on both; what each saw."""
     from sessions.simulator.demo import run_demo
 
     _logging(logging.WARNING)

@@ -75,7 +75,7 @@ class Running:
 
 
 def test_demo_runs_both_venues_and_the_client_books_match() -> None:
-    result = run("demo", "--seconds", "2")
+    result = run("sim-demo", "--seconds", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "uncrossed" in out and "the price of maximum volume" in out
@@ -177,3 +177,34 @@ def test_trade_without_a_venue_says_what_to_check() -> None:
     assert result.returncode == 1
     assert "could not log on to V" in result.stderr
     assert "is the venue running" in result.stderr
+
+
+def test_demo_trades_the_converted_gold_spread_and_leaves_receipts() -> None:
+    result = run("demo", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "28 AU lots (28,000 g) against 9 GC lots (900 troy_oz)" in out
+    row = next(line for line in out.splitlines() if "spread trades (entries / closes)" in line)
+    trades = int(row.split("│")[2].split("(")[0])
+    assert trades >= 2, row
+    path = Path(next(line for line in out.splitlines() if line.startswith("receipts: "))[10:])
+    assert path.is_file()
+    from oms.receipts import ReceiptStore
+
+    with ReceiptStore(f"sqlite:///{path}") as store:
+        kinds = {r.kind for r in store.all()}
+    assert {"decision.spread_intent", "command.send_order", "event.execution"} <= kinds
+
+
+def test_gateway_with_a_pair_on_an_unknown_venue_fails_before_starting(tmp_path: Path) -> None:
+    text = (
+        Path("conf/demo.toml")
+        .read_text()
+        .replace('outer = { venue = "COMEX-SIM"', 'outer = { venue = "CME"')
+    )
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    result = run("gateway", "--config", str(path), timeout=30)
+    assert result.returncode == 2
+    assert f"{path}: invalid configuration" in result.stderr
+    assert "pair GOLD: CME GC is not an instrument of a configured venue" in result.stderr

@@ -1,0 +1,622 @@
+"""The receipt writer: the OMS thread appends, another process writes.
+
+DESIGN.md measured that one busy Python thread beside quickfix turns a 126 µs round trip into
+21 ms: the GIL. So the database lives in a separate process, started with the ``spawn``
+context (never ``fork``: the parent runs quickfix's C++ threads), and the parent does as
+little as it can:
+
+* ``append()`` (OMS thread) puts the receipt on a ``collections.deque``: no lock, no
+  pickling, no system call, no database. About the cost of ``queue.SimpleQueue.put``
+  (``bench/receipt_writer.py`` measures both in the same run).
+* One sender thread in the parent wakes every ``ship_every_ms`` (or when ``close()`` asks),
+  turns up to ``chunk`` receipts at a time into field tuples (one C call each) and pickles
+  them as one message down a pipe to the child. That is the only Python work the writer
+  adds to the parent; each chunk is a short burst under the GIL (``stats().max_burst_ns``)
+  and the thread gives the GIL back in the ``write`` after it, or while it sleeps.
+* The child owns the :class:`~oms.receipts.ReceiptStore`, commits a batch (one
+  transaction) once it holds ``batch_size`` receipts or its oldest has waited
+  ``interval_ms``, and acknowledges every commit.
+
+The parent keeps every receipt it shipped until the child acknowledges it. When the child
+dies (killed, crashed, its database gone after retries), ``append`` still never raises: the
+sender records the error, and the unacknowledged receipts stay in memory with everything
+appended since, up to ``max_backlog`` (past that, receipts are counted as dropped).
+``close()`` then raises :class:`ReceiptLossError` with the counts, and
+:meth:`ReceiptWriter.unwritten` hands the kept receipts over (a later spool writes them out).
+A receipt the child committed just before dying, without its acknowledgement getting out,
+is reported unconfirmed though it is in the table: at most the last batch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from types import TracebackType
+from typing import Any, Final
+
+from oms.receipts import DEFAULT_URL, Receipt, ReceiptFields, ReceiptStore, as_fields, safe_url
+
+log = logging.getLogger(__name__)
+
+_PICKLE: Final = pickle.HIGHEST_PROTOCOL
+_RETRY_DELAYS_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
+"""A failed batch is tried this many times, after these pauses, before the child gives up."""
+
+_MAX_ERRORS: Final = 100
+
+
+class ReceiptWriterError(RuntimeError):
+    """The receipt writer could not start or could not do its job."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Where every appended receipt is: a snapshot, exact once the writer is closed.
+
+    ``appended = written + unconfirmed + dropped + rejected`` after ``close()``; while the
+    writer runs the counts are read without a lock and may be a chunk apart.
+    """
+
+    appended: int
+    """Receipts handed to ``append()``."""
+    shipped: int
+    """Sent to the writer process."""
+    written: int
+    """Committed by the writer process, as it last reported."""
+    pending: int
+    """Still in the parent, not yet sent."""
+    in_flight: int
+    """Sent, not yet acknowledged as committed."""
+    dropped: int
+    """Refused by ``append()`` because ``max_backlog`` receipts were already waiting: lost."""
+    rejected: int
+    """Not receipts at all (could not be turned into fields): lost."""
+    last_seq: int | None
+    """The ``seq`` of the last receipt committed, as last reported."""
+    child_pid: int | None
+    child_alive: bool
+    child_exitcode: int | None
+    sender_cpu_ns: int
+    """CPU time the sender thread has used in the parent process."""
+    max_burst_ns: int
+    """The most CPU time the sender spent preparing one chunk: how long it held the GIL
+    without a break (the send that follows gives it back)."""
+    retries: int
+    """Batches the writer process had to try again (a database error that then cleared)."""
+    errors: tuple[str, ...]
+
+    @property
+    def unconfirmed(self) -> int:
+        """Appended and not known to be committed, and still held in memory."""
+        return self.pending + self.in_flight
+
+    @property
+    def lost(self) -> int:
+        """Receipts not known to be in the store: kept in memory, dropped or rejected."""
+        return self.unconfirmed + self.dropped + self.rejected
+
+
+class ReceiptLossError(ReceiptWriterError):
+    """``close()`` could not confirm that every appended receipt was written."""
+
+    def __init__(self, message: str, stats: WriterStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+    @property
+    def written(self) -> int:
+        return self.stats.written
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.stats.unconfirmed
+
+    @property
+    def dropped(self) -> int:
+        return self.stats.dropped
+
+
+# --- the writer process -----------------------------------------------------------------------
+
+
+def _child_main(
+    url: str, conn: Connection, acks: Connection, batch_size: int, interval_s: float
+) -> None:
+    """The writer process: receive chunks, commit batches, acknowledge each commit.
+
+    Exits after a ``close`` message (flushing first), or when the parent's end of the pipe
+    closes (flushing what it has: the parent died), or when a batch still fails after every
+    retry (exit code 3, with an ``error`` message sent first).
+    """
+    # Ctrl-C in the gateway's terminal reaches the whole process group: the parent decides
+    # when this process ends, through close() or by going away.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def tell(*msg: object) -> None:
+        with contextlib.suppress(OSError):
+            acks.send(msg)
+
+    try:
+        store = ReceiptStore(url)
+    except Exception as exc:
+        tell("error", f"cannot open the receipt store {safe_url(url)}: {exc!r}")
+        raise SystemExit(2) from None
+
+    written = 0
+    buffer: list[ReceiptFields] = []
+    last_chunk = -1
+    oldest = 0.0
+
+    def flush() -> None:
+        nonlocal written
+        if not buffer:
+            return
+        for attempt, delay in enumerate(_RETRY_DELAYS_S):
+            time.sleep(delay)
+            try:
+                store.append_fields(buffer)
+                break
+            except Exception as exc:
+                if attempt == len(_RETRY_DELAYS_S) - 1:
+                    tell(
+                        "error",
+                        f"receipt batch of {len(buffer)} failed {attempt + 1} times, giving "
+                        f"up: {exc!r}",
+                    )
+                    raise SystemExit(3) from None
+                tell("retry", f"receipt batch of {len(buffer)} failed, retrying: {exc!r}")
+        written += len(buffer)
+        buffer.clear()
+        tell("written", last_chunk, written, store.next_seq - 1)
+
+    try:
+        tell("ready", store.next_seq - 1)
+        while True:
+            timeout = None if not buffer else max(0.0, oldest + interval_s - time.monotonic())
+            if not conn.poll(timeout):
+                flush()  # the oldest has waited interval_ms
+                continue
+            try:
+                message = pickle.loads(conn.recv_bytes())
+            except EOFError:  # the parent is gone: keep what we have, then go
+                flush()
+                return
+            if message[0] == "close":
+                flush()
+                tell("closed", written)
+                return
+            _, chunk_no, rows = message
+            if not buffer:
+                oldest = time.monotonic()
+            buffer.extend(rows)
+            last_chunk = chunk_no
+            if len(buffer) >= batch_size:
+                flush()
+    finally:
+        store.close()
+
+
+# --- the parent side --------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[ReceiptWriter] = weakref.WeakSet()
+_atexit_registered = False
+
+
+def _close_all_at_exit() -> None:
+    """Flush writers nobody closed before the interpreter goes (multiprocessing's own exit
+    handler, which runs after this one, would otherwise terminate the child mid-batch)."""
+    for writer in list(_LIVE):
+        try:
+            writer.close(timeout=10.0)
+        except ReceiptWriterError as exc:
+            log.error("receipt writer at exit: %s", exc)
+
+
+class ReceiptWriter:
+    """Appends receipts from the OMS thread; a process of its own writes them in batches.
+
+    ``ReceiptWriter(url).start()``; ``append(receipt)`` from the hot path; ``close()`` at the
+    end, which returns how many receipts were written or raises :class:`ReceiptLossError`.
+
+    batch_size, interval_ms
+        The child commits once it holds ``batch_size`` receipts or its oldest has waited
+        ``interval_ms``, whichever comes first.
+    ship_every_ms
+        How often the parent's sender thread wakes to send what was appended. A receipt
+        reaches the table within about ``ship_every_ms + interval_ms`` plus a commit.
+    chunk
+        Receipts per message to the child: bounds the sender's longest stretch under the GIL.
+    max_in_flight
+        Receipts sent and not yet acknowledged before the sender waits for the child.
+    max_backlog
+        Receipts waiting in the parent before ``append`` starts dropping (and counting) them:
+        the memory bound when the child is slow or dead.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        batch_size: int = 1_000,
+        interval_ms: float = 50.0,
+        ship_every_ms: float = 5.0,
+        chunk: int = 64,
+        max_in_flight: int | None = None,
+        max_backlog: int = 1_000_000,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        if batch_size < 1 or chunk < 1 or max_backlog < 1:
+            raise ValueError("batch_size, chunk and max_backlog must be at least 1")
+        if interval_ms <= 0 or ship_every_ms <= 0:
+            raise ValueError("interval_ms and ship_every_ms must be positive")
+        self._url = url
+        self._batch_size = batch_size
+        self._interval_s = interval_ms / 1e3
+        self._ship_every_s = ship_every_ms / 1e3
+        self._chunk = chunk
+        self._max_in_flight = max(max_in_flight or 4 * batch_size, 2 * batch_size, chunk)
+        self._max_backlog = max_backlog
+        self._start_timeout_s = start_timeout_s
+
+        # append() touches only these two.
+        self._pending: deque[Receipt] = deque()
+        self._dropped = 0
+
+        # Owned by the sender thread while it runs.
+        self._in_flight: deque[tuple[int, list[Receipt]]] = deque()
+        self._in_flight_n = 0
+        self._shipped = 0
+        self._rejected = 0
+        self._next_chunk = 0
+        self._written = 0
+        self._last_seq: int | None = None
+        self._retries = 0
+        self._sender_cpu_ns = 0
+        self._max_burst_ns = 0
+        self._child_closed = False  # the child said "closed": everything it got is committed
+        self._child_gone = False  # the sender saw the child's process end
+
+        self._errors: list[str] = []
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._acks: Connection | None = None
+        self._wake_r = -1
+        self._wake_w = -1
+        self._sender: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._close_deadline = 0.0
+        self._result: int | ReceiptLossError | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> ReceiptWriter:
+        """Start the writer process and wait until its store is open (schema created).
+
+        Raises :class:`ReceiptWriterError` if the store cannot be opened.
+        """
+        global _atexit_registered
+        if self._process is not None:
+            raise ReceiptWriterError("the receipt writer was already started")
+        ctx = multiprocessing.get_context("spawn")
+        data_r, data_w = ctx.Pipe(duplex=False)
+        acks_r, acks_w = ctx.Pipe(duplex=False)
+        with contextlib.suppress(AttributeError, OSError):  # Linux: fewer blocking writes
+            fcntl.fcntl(data_w.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        process = ctx.Process(
+            target=_child_main,
+            args=(self._url, data_r, acks_w, self._batch_size, self._interval_s),
+            name="cmc-receipt-writer",
+            daemon=True,
+        )
+        process.start()
+        data_r.close()
+        acks_w.close()
+        self._process, self._conn, self._acks = process, data_w, acks_r
+
+        ready = wait([acks_r, process.sentinel], timeout=self._start_timeout_s)
+        message: Any = None
+        if acks_r in ready:
+            with contextlib.suppress(EOFError, OSError):
+                message = acks_r.recv()
+        if not message or message[0] != "ready":
+            reason = (
+                message[1]
+                if message and message[0] == "error"
+                else f"no answer within {self._start_timeout_s} s"
+                if not ready
+                else f"the process exited (code {process.exitcode})"
+            )
+            self._stop_process(1.0)
+            data_w.close()
+            acks_r.close()
+            self._process = self._conn = self._acks = None
+            raise ReceiptWriterError(
+                f"receipt writer for {safe_url(self._url)} did not start: {reason}"
+            )
+        self._last_seq = message[1]
+
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._sender = threading.Thread(
+            target=self._sender_main, name="cmc-receipt-sender", daemon=True
+        )
+        self._sender.start()
+        _LIVE.add(self)
+        if not _atexit_registered:
+            atexit.register(_close_all_at_exit)
+            _atexit_registered = True
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id, once started."""
+        return None if self._process is None else self._process.pid
+
+    def append(self, receipt: Receipt) -> None:
+        """Hand ``receipt`` to the writer. Never blocks, never raises, touches no database."""
+        if len(self._pending) < self._max_backlog:
+            self._pending.append(receipt)
+        else:
+            self._dropped += 1
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Send everything, let the child commit it, wait for it to end (at most ``timeout``).
+
+        Returns how many receipts the writer process committed. Raises
+        :class:`ReceiptLossError` if any appended receipt is not confirmed written, or the
+        process did not end cleanly; the receipts it kept are in :meth:`unwritten`. A second
+        call returns (or raises) the same again.
+        """
+        if isinstance(self._result, ReceiptLossError):
+            raise self._result
+        if self._result is not None and not self._pending:
+            return self._result
+        if self._process is None:  # never started
+            self._result = 0
+            return self._finish()
+
+        self._close_deadline = time.monotonic() + timeout
+        self._closing.set()
+        self._wake()
+        assert self._sender is not None
+        self._sender.join(max(0.0, self._close_deadline - time.monotonic()))
+        if self._sender.is_alive():
+            # Stuck writing to a child that does not read: stop the child, which breaks the
+            # pipe under the sender.
+            self._error(f"the receipt writer did not finish within {timeout} s; stopping it")
+            self._stop_process(2.0)
+            self._sender.join(5.0)
+        self._stop_process(max(0.1, self._close_deadline - time.monotonic()))
+        self._read_acks()
+        for conn in (self._conn, self._acks):
+            if conn is not None:
+                conn.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        _LIVE.discard(self)
+        return self._finish()
+
+    def _finish(self) -> int:
+        stats = self.stats()
+        process = self._process
+        clean = process is None or (self._child_closed and process.exitcode == 0)
+        if stats.lost == 0 and clean:
+            self._result = stats.written
+            return stats.written
+        parts = [
+            f"{stats.unconfirmed} unconfirmed (kept in memory, see unwritten())",
+            f"{stats.dropped} dropped",
+        ]
+        if stats.rejected:
+            parts.append(f"{stats.rejected} rejected")
+        if not clean and process is not None:
+            parts.append(f"writer process {process.pid} ended badly (exit code {process.exitcode})")
+        message = (
+            f"receipts not confirmed written to {safe_url(self._url)}: "
+            f"{stats.written} of {stats.appended} written; " + ", ".join(parts)
+        )
+        if stats.errors:
+            message += "; errors: " + " | ".join(stats.errors[-5:])
+        log.error("%s", message)
+        error = ReceiptLossError(message, stats)
+        self._result = error
+        raise error
+
+    def unwritten(self) -> list[Receipt]:
+        """The receipts not confirmed written, oldest first (read it after ``close()``)."""
+        kept = [r for _, chunk in list(self._in_flight) for r in chunk]
+        kept.extend(list(self._pending))
+        return kept
+
+    def stats(self) -> WriterStats:
+        process = self._process
+        pending = len(self._pending)
+        return WriterStats(
+            appended=self._shipped + self._rejected + pending + self._dropped,
+            shipped=self._shipped,
+            written=self._written,
+            pending=pending,
+            in_flight=self._in_flight_n,
+            dropped=self._dropped,
+            rejected=self._rejected,
+            last_seq=self._last_seq,
+            child_pid=None if process is None else process.pid,
+            child_alive=False if process is None else process.is_alive(),
+            child_exitcode=None if process is None else process.exitcode,
+            sender_cpu_ns=self._sender_cpu_ns,
+            max_burst_ns=self._max_burst_ns,
+            retries=self._retries,
+            errors=tuple(self._errors),
+        )
+
+    def __enter__(self) -> ReceiptWriter:
+        return self.start() if self._process is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the sender thread -------------------------------------------------------------------
+
+    def _sender_main(self) -> None:
+        cpu0 = time.thread_time_ns()
+        try:
+            self._sender_loop(cpu0)
+        except BaseException as exc:  # the OMS never sees it; close() reports it
+            self._error(f"the receipt sender thread failed: {exc!r}")
+            log.exception("receipt sender thread failed")
+        finally:
+            self._sender_cpu_ns = time.thread_time_ns() - cpu0
+
+    def _sender_loop(self, cpu0: int) -> None:
+        process, conn, acks = self._process, self._conn, self._acks
+        assert process is not None and conn is not None and acks is not None
+        watch: list[Connection | int] = [acks, process.sentinel, self._wake_r]
+        close_sent = False
+        while True:
+            ready = wait(watch, timeout=self._ship_every_s)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            self._read_acks()
+            if process.sentinel in ready:
+                self._read_acks()
+                self._on_child_gone()
+                return
+            closing = self._closing.is_set()
+            try:
+                self._ship(conn)
+                if closing and not close_sent and not self._pending:
+                    conn.send_bytes(pickle.dumps(("close",), _PICKLE))
+                    close_sent = True
+            except OSError as exc:  # a broken pipe: the child is gone, the sentinel will say
+                if not self._child_gone:
+                    self._error(f"sending to the receipt writer failed: {exc!r}")
+                process.join(1.0)
+                self._read_acks()
+                self._on_child_gone()
+                return
+            self._sender_cpu_ns = time.thread_time_ns() - cpu0
+            if closing and time.monotonic() > self._close_deadline:
+                return  # close() stops the child and reports
+
+    def _ship(self, conn: Connection) -> None:
+        """Send pending receipts in chunks while the child has room for them."""
+        pending = self._pending
+        popleft = pending.popleft
+        cpu = time.thread_time_ns
+        while pending and self._in_flight_n < self._max_in_flight:
+            t0 = cpu()
+            n = min(len(pending), self._chunk, self._max_in_flight - self._in_flight_n)
+            items = [popleft() for _ in range(n)]
+            try:
+                rows = list(map(as_fields, items))
+            except Exception:
+                items, rows = self._sort_out(items)
+                if not items:
+                    continue
+            chunk_no = self._next_chunk
+            self._next_chunk += 1
+            payload = pickle.dumps(("chunk", chunk_no, rows), _PICKLE)
+            self._in_flight.append((chunk_no, items))
+            self._in_flight_n += len(items)
+            self._shipped += len(items)
+            burst = cpu() - t0
+            if burst > self._max_burst_ns:
+                self._max_burst_ns = burst
+            conn.send_bytes(payload)  # releases the GIL; blocks while the child lags
+
+    def _sort_out(self, items: list[Receipt]) -> tuple[list[Receipt], list[ReceiptFields]]:
+        """Keep the real receipts of a chunk, count and report what is not one."""
+        good: list[Receipt] = []
+        rows: list[ReceiptFields] = []
+        for item in items:
+            try:
+                rows.append(as_fields(item))
+            except Exception:
+                self._rejected += 1
+                self._error(f"not a Receipt, not recorded: {type(item).__name__}")
+                continue
+            good.append(item)
+        return good, rows
+
+    def _read_acks(self) -> None:
+        acks = self._acks
+        if acks is None or acks.closed:
+            return
+        try:
+            while acks.poll():
+                message = acks.recv()
+                kind = message[0]
+                if kind == "written":
+                    _, chunk_no, written, last_seq = message
+                    in_flight = self._in_flight
+                    while in_flight and in_flight[0][0] <= chunk_no:
+                        self._in_flight_n -= len(in_flight.popleft()[1])
+                    self._written = written
+                    self._last_seq = last_seq
+                elif kind == "closed":
+                    self._child_closed = True
+                elif kind == "retry":
+                    self._retries += 1
+                    self._error(message[1])
+                elif kind == "error":
+                    self._error(message[1])
+        except (EOFError, OSError):
+            pass
+
+    def _on_child_gone(self) -> None:
+        self._child_gone = True
+        process = self._process
+        assert process is not None
+        process.join(1.0)
+        if self._child_closed and process.exitcode == 0:
+            return
+        code = process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        self._error(
+            f"receipt writer process {process.pid} died ({how}); "
+            f"{self._in_flight_n + len(self._pending)} receipts unconfirmed, kept in memory"
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"x")
+
+    def _error(self, text: str) -> None:
+        if len(self._errors) < _MAX_ERRORS:
+            self._errors.append(text)
+        log.error("%s", text)
+
+    def _stop_process(self, timeout: float) -> None:
+        process = self._process
+        if process is None:
+            return
+        process.join(timeout)
+        if process.is_alive():
+            process.terminate()
+            process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
