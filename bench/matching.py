@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import random
 import sys
 import time
@@ -57,6 +55,7 @@ from rich.table import Table  # noqa: E402
 
 from oms.enums import Side, TimeInForce  # noqa: E402
 from oms.instruments import Instrument  # noqa: E402
+from sessions.measure import machine_info, percentile  # noqa: E402
 from sessions.simulator.matching import MatchingEngine, OrderState  # noqa: E402
 
 SYMBOL = "AU2406"
@@ -228,32 +227,6 @@ def timer_overhead_ns() -> int:
     return costs[len(costs) // 2]
 
 
-def percentile(sorted_values: Sequence[int], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values)) - 1))
-    return float(sorted_values[rank])
-
-
-def machine() -> dict[str, Any]:
-    try:
-        from importlib.metadata import version
-
-        import quickfix  # noqa: F401
-
-        qf = version("quickfix")
-    except Exception:
-        qf = "n/a"
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "quickfix": qf,
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages to run")
@@ -270,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not out.is_terminal:  # piped or redirected: wide enough that no row wraps
         out = Console(width=120)
     err = Console(stderr=True)
-    info = machine()
+    info = machine_info()
     t0 = time.perf_counter()
     messages, counts = generate(args.messages, args.seed)
     generate_s = time.perf_counter() - t0

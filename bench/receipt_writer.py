@@ -30,8 +30,6 @@ import argparse
 import gc
 import json
 import multiprocessing
-import os
-import platform
 import queue
 import random
 import socket
@@ -61,6 +59,7 @@ from rich.table import Table  # noqa: E402
 
 from oms.receipt_writer import ReceiptWriter  # noqa: E402
 from oms.receipts import Receipt, ReceiptStore  # noqa: E402
+from sessions.measure import machine_info, percentile  # noqa: E402
 
 PROGRESS_EVERY = 5_000
 PROBE_MESSAGE = b"x" * 200
@@ -289,37 +288,6 @@ def _drain(q: Any) -> None:
         pass
 
 
-def percentile(sorted_values: Sequence[int], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values)) - 1))
-    return float(sorted_values[rank])
-
-
-def machine() -> dict[str, Any]:
-    try:
-        from importlib.metadata import version
-
-        qf = version("quickfix")
-    except Exception:
-        qf = "n/a"
-    try:
-        from importlib.metadata import version
-
-        sqla = version("SQLAlchemy")
-    except Exception:
-        sqla = "n/a"
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "quickfix": qf,
-        "sqlalchemy": sqla,
-    }
-
-
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -350,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = Console()
     err = Console(stderr=True)
-    info = machine()
+    info = machine_info(("quickfix", "SQLAlchemy"))
     tmp = tempfile.TemporaryDirectory(prefix="cmc-bench-receipts-")
     url = args.url or f"sqlite:///{tmp.name}/receipts.sqlite"
     probe_url = args.url or f"sqlite:///{tmp.name}/probe.sqlite"

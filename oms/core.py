@@ -20,7 +20,7 @@ from typing import Any
 
 from oms.clock import now_ns
 from oms.commands import Command, SendOrder
-from oms.enums import OrderType, TimeInForce
+from oms.enums import OrderType, Side, TimeInForce
 from oms.events import (
     CancelRejected,
     ExecutionReceived,
@@ -223,21 +223,61 @@ class Oms:
             self._execute(pair, intent)
 
     def _execute(self, pair: PairBook, intent: SpreadIntent) -> None:
-        """Create both leg orders and send them at once."""
-        now = self._clock()
-        spec = pair.spec
-        cfg = spec.config
+        """Create both leg orders and send them back to back; write the receipts after.
+
+        The receipts carry the times taken at each hop, so recording them once both legs
+        are on the wire loses nothing and keeps their cost off the second leg's latency.
+        """
+        decided_ns = self._clock()
+        cfg = pair.spec.config
+        legs: list[tuple[Order, SendOrder]] = [
+            self.orders.submit(
+                ref.venue,
+                ref.symbol,
+                side,
+                qty,
+                OrderType.LIMIT,
+                limit,
+                TimeInForce.IOC,
+                clordid=self._new_clordid(),
+                pair_id=intent.intent_id,
+                leg=leg,
+                now_ns=decided_ns,
+            )
+            for leg, ref, side, qty, limit in (
+                (
+                    "inner",
+                    cfg.inner,
+                    intent.direction.inner_side,
+                    intent.inner_qty,
+                    intent.inner_limit,
+                ),
+                (
+                    "outer",
+                    cfg.outer,
+                    intent.direction.outer_side,
+                    intent.outer_qty,
+                    intent.outer_limit,
+                ),
+            )
+        ]
+        sent: list[tuple[bool, int]] = []
+        for _, command in legs:
+            ok = self._send(command)
+            sent.append((ok, self._clock()))
+        trade = SpreadPair(intent, legs[0][0].key, legs[1][0].key, sent_ns=sent[-1][1])
+        pair.working = trade
+        self._pair_of_trade[intent.intent_id] = pair
+
         self._record(
             Receipt.of(
                 "decision.spread_intent",
-                ts_ns=now,
+                ts_ns=decided_ns,
                 cause_ns=intent.cause_ns,
                 pair_id=intent.intent_id,
                 verdict="closing" if intent.closing else "entry",
-                reason=(
-                    f"{intent.direction.value}: spread {intent.spread:.4f} "
-                    f"vs threshold {intent.threshold}"
-                ),
+                reason=f"{intent.direction.value}: spread {intent.spread:.4f} "
+                f"vs threshold {intent.threshold}",
                 data={
                     "pair": cfg.id,
                     "inner_qty": intent.inner_qty,
@@ -248,42 +288,18 @@ class Oms:
                 },
             )
         )
-        legs: list[tuple[Order, SendOrder]] = []
-        for leg, ref, side, qty, limit in (
-            ("inner", cfg.inner, intent.direction.inner_side, intent.inner_qty, intent.inner_limit),
-            ("outer", cfg.outer, intent.direction.outer_side, intent.outer_qty, intent.outer_limit),
-        ):
-            legs.append(
-                self.orders.submit(
-                    ref.venue,
-                    ref.symbol,
-                    side,
-                    qty,
-                    OrderType.LIMIT,
-                    limit,
-                    TimeInForce.IOC,
-                    clordid=self._new_clordid(),
-                    pair_id=intent.intent_id,
-                    leg=leg,
-                    now_ns=now,
-                )
-            )
-        pair.working = SpreadPair(intent, legs[0][0].key, legs[1][0].key)
-        self._pair_of_trade[intent.intent_id] = pair
-        for order, command in legs:
-            sent = self._send(command)
-            ts = self._clock()
+        for (order, command), (ok, sent_ns) in zip(legs, sent, strict=True):
             self._record(
                 Receipt.of(
                     "command.send_order",
-                    ts_ns=ts,
+                    ts_ns=sent_ns,
                     cause_ns=intent.cause_ns,
                     venue=command.venue,
                     symbol=command.symbol,
                     clordid=command.clordid,
                     pair_id=intent.intent_id,
-                    verdict="sent" if sent else "not sent",
-                    reason=None if sent else "no line to the venue is logged on",
+                    verdict="sent" if ok else "not sent",
+                    reason=None if ok else "no line to the venue is logged on",
                     data={
                         "side": command.side.name,
                         "qty": command.qty,
@@ -293,7 +309,6 @@ class Oms:
                     },
                 )
             )
-        pair.working.sent_ns = self._clock()
 
     def _new_clordid(self) -> str:
         self._next_clordid += 1
@@ -314,6 +329,11 @@ class Oms:
             )
             raise
         order = applied.order
+        if applied.fill is not None and not applied.duplicate:
+            fill = applied.fill
+            self.market.consume(
+                fill.venue, fill.symbol, fill.side is Side.BUY, fill.price, fill.qty
+            )
         self._event_receipt(
             "event.execution",
             event,

@@ -51,6 +51,25 @@ class MarketView:
             found = self.books[key] = Book(venue, symbol)
         return found
 
+    def consume(self, venue: str, symbol: str, buy: bool, price: Decimal, qty: int) -> None:
+        """Take our own fill out of the book at once (a buy takes from the asks).
+
+        Market data and execution reports travel separately and either may come first.
+        Until the venue's update arrives, the book would still show the quantity we just
+        took, and a strategy would trade on it twice. The update states each level's size
+        afresh, so it overrides this; if it came first, this under-counts until the next
+        one, which is the safe side.
+        """
+        book = self.books.get((venue, symbol))
+        if book is None:
+            return
+        side = book.asks if buy else book.bids
+        left = side.get(price, 0) - qty
+        if left > 0:
+            side[price] = left
+        else:
+            side.pop(price, None)
+
     def apply(self, event: MarketDataReceived) -> set[str]:
         """Apply a snapshot or an update; returns the symbols whose books changed."""
         touched: set[str] = set()

@@ -21,7 +21,8 @@ from oms.core import PairBook
 from oms.receipts import ReceiptStore
 from sessions.gateway import Gateway
 from sessions.gateway_config import GatewayConfig
-from sessions.simulator.demo import demo_config, machine
+from sessions.measure import machine_line
+from sessions.simulator.demo import demo_config
 from sessions.simulator.venue import Venue
 from sessions.trading_report import TradeFeed, summarise, summary_table
 
@@ -140,7 +141,7 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
     console.print(summary_table(summaries, receipt_count))
     console.print(f"receipts: {receipts_path}", highlight=False, soft_wrap=True)
     console.print(
-        f"machine: {machine()}; demo took {time.monotonic() - started:.1f} s", highlight=False
+        f"machine: {machine_line()}; demo took {time.monotonic() - started:.1f} s", highlight=False
     )
     if errors:
         console.print(

@@ -34,6 +34,13 @@ log = logging.getLogger("cmc.fix")
 
 Settings = Mapping[str, str | int | bool | Path]
 
+# quickfix runs its session timers once a second. A SocketAcceptor stopped less than about a
+# tick after a session logged out segfaulted (its onStop closes the socket server while the
+# acceptor thread may still be using it; upstream PR #740), and never once a full tick had
+# passed with no client reconnecting. So an acceptor stops only this long after the last
+# logout; the counterparties must be stopped first (tests and demos do).
+ACCEPTOR_QUIET_S = 1.1
+
 
 def session_key(sender: str, target: str) -> str:
     """How the project names a session: ``SENDER->TARGET`` from this side's point of view."""
@@ -113,6 +120,7 @@ class GuardedApplication(fix.Application):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.callback_errors = 0
+        self.last_logout = 0.0  # time.monotonic() of the latest onLogout, for FixEngine.stop
 
     def _guard(self, where: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -132,6 +140,7 @@ class GuardedApplication(fix.Application):  # type: ignore[misc]
         self._guard("onLogon", self.on_logon, key_of(session_id))
 
     def onLogout(self, session_id: Any) -> None:
+        self.last_logout = time.monotonic()
         self._guard("onLogout", self.on_logout, key_of(session_id))
 
     def toAdmin(self, message: Any, session_id: Any) -> None:
@@ -191,6 +200,7 @@ class FixEngine:
             log_factory = fix.FileLogFactory(str(log_dir))
         cls = fix.SocketAcceptor if acceptor else fix.SocketInitiator
         self._engine: Any = cls(application, store, settings, log_factory)
+        self._acceptor = acceptor
         self._lock = threading.Lock()
         self._started = False
 
@@ -240,6 +250,10 @@ class FixEngine:
             self._started = False
             self.log_out_all(reason, wait_s)
             time.sleep(settle_s)
+            if self._acceptor:
+                quiet = self.application.last_logout + ACCEPTOR_QUIET_S - time.monotonic()
+                if quiet > 0:
+                    time.sleep(quiet)
             self._engine.stop()
             # quickfix registers every Session in a process-wide table keyed by SessionID and
             # unregisters it only when the engine object is destroyed. A stopped engine that

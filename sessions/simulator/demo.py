@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import platform
 import random
 import statistics
 import time
@@ -25,6 +24,7 @@ from rich.table import Table
 from oms.clock import NS_PER_US, now_ns
 from oms.enums import Side, TimeInForce
 from sessions.config_loader import validate_mapping
+from sessions.measure import machine_line, percentile
 from sessions.ports import free_port
 from sessions.simulator.client import BookView, FixClient, Received
 from sessions.simulator.config import SimulatorConfig
@@ -117,7 +117,7 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
             f"books rebuilt from market data match the venues: "
             f"{'[green]yes[/green]' if matches else '[red]NO[/red]'}"
         )
-        console.print(f"machine: {machine()}; demo took {elapsed:.1f} s", highlight=False)
+        console.print(f"machine: {machine_line()}; demo took {elapsed:.1f} s", highlight=False)
         errors = sum(v.application.callback_errors for v in venues)
         errors += sum(leg.client.app.callback_errors for leg in legs)
         return 0 if matches and errors == 0 else 1
@@ -314,7 +314,7 @@ def _client_table(legs: list[Leg]) -> Table:
             sum(1 for r in reports if r.get(150) == "C"),
             sum(1 for m in leg.client.received if m.msg_type in ("W", "X")),
             f"{statistics.median(acks):.0f}" if acks else "-",
-            f"{_percentile(acks, 0.99):.0f}" if acks else "-",
+            f"{percentile(acks, 99):.0f}" if acks else "-",
         )
         for key, value in zip(rows, values, strict=True):
             rows[key].append(str(value))
@@ -328,20 +328,3 @@ def _avg(fills: list[tuple[Decimal, int]]) -> str:
     if not qty:
         return "-"
     return f"{sum(p * q for p, q in fills) / qty:.4f}"
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
-def machine() -> str:
-    import os
-
-    try:
-        from importlib.metadata import version
-
-        qf = version("quickfix")
-    except Exception:
-        qf = "n/a"
-    return f"{os.cpu_count()} CPUs, Python {platform.python_version()}, quickfix {qf}"
