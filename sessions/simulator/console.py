@@ -6,8 +6,6 @@ by a script piped in (``printf 'phase continuous\\n' | cmc sim ...``).
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from sessions.config_loader import explain
 from sessions.simulator.config import FaultConfig
+from sessions.simulator.line_console import LineConsole
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
 
@@ -36,46 +35,26 @@ commands (a command applies to the current venue; `use ID` changes it):
   quit                                 stop the simulator"""
 
 
-class SimConsole:
+class SimConsole(LineConsole):
     def __init__(self, venues: list[Venue], console: Console) -> None:
         self.venues = {v.id: v for v in venues}
         self.current = venues[0]
-        self.out = console
-        self._commands: dict[str, Callable[[list[str]], None]] = {
-            "venues": self._venues,
-            "use": self._use,
-            "book": self._book,
-            "phase": self._phase,
-            "fault": self._fault,
-            "faults": self._faults,
-            "drop": self._drop,
-            "skip-seq": self._skip_seq,
-            "anchor": self._anchor,
-            "stats": self._stats,
-            "help": lambda _: self.out.print(HELP, highlight=False),
-        }
-
-    def execute(self, line: str) -> bool:
-        """Run one command line; False means quit."""
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            self.out.print(f"[red]cannot read that line: {exc}[/red]")
-            return True
-        if not words:
-            return True
-        name, args = words[0].lower(), words[1:]
-        if name in ("quit", "exit"):
-            return False
-        command = self._commands.get(name)
-        if command is None:
-            self.out.print(f"[red]unknown command {name!r}[/red]; type `help` for the list")
-            return True
-        try:
-            command(args)
-        except (ValueError, KeyError, IndexError, TimeoutError, RuntimeError) as exc:
-            self.out.print(f"[red]{name}: {exc}[/red]")
-        return True
+        super().__init__(
+            console,
+            {
+                "venues": self._venues,
+                "use": self._use,
+                "book": self._book,
+                "phase": self._phase,
+                "fault": self._fault,
+                "faults": self._faults,
+                "drop": self._drop,
+                "skip-seq": self._skip_seq,
+                "anchor": self._anchor,
+                "stats": self._stats,
+                "help": lambda _: self.out.print(HELP, highlight=False),
+            },
+        )
 
     def _venues(self, _: list[str]) -> None:
         for vid, venue in self.venues.items():

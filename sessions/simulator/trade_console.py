@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import threading
 import time
 from decimal import Decimal, InvalidOperation
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from oms.enums import Side, TimeInForce
 from sessions.simulator.client import BookView, FixClient, Received
+from sessions.simulator.line_console import LineConsole
 
 HELP = """\
   buy|sell SYMBOL QTY @ PRICE [day|gtc|ioc|fok]   a limit order (DAY unless told)
@@ -81,10 +81,24 @@ def describe(msg: Received) -> str:
     return f"{msg.msg_type}: {msg.fields}"
 
 
-class TradeConsole:
+class TradeConsole(LineConsole):
     def __init__(self, client: FixClient, console: Console) -> None:
         self.client = client
-        self.out = console
+        super().__init__(
+            console,
+            {
+                "buy": lambda args: self._order(Side.BUY, args),
+                "sell": lambda args: self._order(Side.SELL, args),
+                "cancel": self._cancel,
+                "replace": self._replace,
+                "status": self._status,
+                "md": self._md,
+                "book": self._book,
+                "orders": lambda _: self._orders(),
+                "help": lambda _: self.out.print(HELP, highlight=False, markup=False),
+            },
+        )
+        self._mark = 0
         self.orders: dict[str, tuple[str, Side]] = {}
         self.books: dict[str, BookView] = {}
         self._seen = 0
@@ -123,47 +137,23 @@ class TradeConsole:
         self.out.print(describe(msg), highlight=False, markup=False, soft_wrap=True)
 
     def execute(self, line: str) -> bool:
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            self.out.print(f"cannot read that line: {exc}")
-            return True
-        if not words:
-            return True
-        cmd, args = words[0].lower(), words[1:]
-        mark = len(self.client.received)
-        try:
-            if cmd in ("quit", "exit"):
-                return False
-            if cmd in ("buy", "sell"):
-                self._order(Side.BUY if cmd == "buy" else Side.SELL, args)
-            elif cmd == "cancel":
-                self._cancel(args)
-            elif cmd == "replace":
-                self._replace(args)
-            elif cmd == "status":
-                clordid = self._known(args)
-                symbol, side = self.orders[clordid]
-                self.client.status(clordid, symbol, side)
-            elif cmd == "md":
-                if not args:
-                    raise ValueError("usage: md SYMBOL [DEPTH]")
-                self.books.setdefault(args[0], BookView(args[0]))
-                self.client.subscribe([args[0]], depth=int(args[1]) if len(args) > 1 else 5)
-            elif cmd == "book":
-                self._book(args)
-            elif cmd == "orders":
-                self._orders()
-            elif cmd == "help":
-                self.out.print(HELP, highlight=False, markup=False)
-            else:
-                raise ValueError(f"unknown command {cmd!r}; type `help`")
-        except ValueError as exc:
-            self.out.print(f"[red]{exc}[/red]")
-            return True
-        if cmd in ("buy", "sell", "cancel", "replace", "status", "md"):
-            self._await_answer(mark)
-        return True
+        self._mark = len(self.client.received)
+        return super().execute(line)
+
+    def after(self, name: str) -> None:
+        if name in ("buy", "sell", "cancel", "replace", "status", "md"):
+            self._await_answer(self._mark)
+
+    def _status(self, args: list[str]) -> None:
+        clordid = self._known(args)
+        symbol, side = self.orders[clordid]
+        self.client.status(clordid, symbol, side)
+
+    def _md(self, args: list[str]) -> None:
+        if not args:
+            raise ValueError("usage: md SYMBOL [DEPTH]")
+        self.books.setdefault(args[0], BookView(args[0]))
+        self.client.subscribe([args[0]], depth=int(args[1]) if len(args) > 1 else 5)
 
     def _await_answer(self, mark: int, timeout: float = 2.0) -> None:
         """Wait for the venue's first answer, so that a script's next line sees it."""
