@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from sessions.config_loader import ConfigError
-from sessions.fixengine import EngineStartError
+from sessions.fixengine import EngineStartError, exit_process
 
 if TYPE_CHECKING:
     from sessions.simulator.venue import Venue
@@ -46,7 +45,7 @@ def demo() -> None:
     from sessions.demo import run_arbitrage_demo
 
     _logging(logging.WARNING)
-    sys.exit(run_arbitrage_demo(console))
+    exit_process(run_arbitrage_demo(console))
 
 
 @cli.command()
@@ -110,7 +109,7 @@ def sim_demo(seconds: float, seed: int) -> None:
     from sessions.simulator.demo import run_demo
 
     _logging(logging.WARNING)
-    sys.exit(run_demo(console, seconds=seconds, seed=seed))
+    exit_process(run_demo(console, seconds=seconds, seed=seed))
 
 
 @cli.command()
@@ -185,14 +184,12 @@ def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) ->
 
 def _exit_after_logout(venues: list[Venue], code: int) -> NoReturn:
     """Log every client out, then leave without stopping the acceptors (see
-    ``Venue.log_out_for_exit`` for the quickfix crash this avoids)."""
+    ``FixEngine.retire`` for the quickfix crash this avoids)."""
     for venue in venues:
-        still = venue.log_out_for_exit()
+        still = venue.retire()
         if still:
             errors.print(f"{venue.id}: no Logout answer from {', '.join(still)}; exiting anyway")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_process(code)
 
 
 def _read_commands(shell: object, stop: threading.Event) -> None:

@@ -134,7 +134,7 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
         if gateway is not None:
             gateway.stop()
         for venue in venues:
-            venue.stop()
+            venue.retire()  # the process ends through exit_process: see FixEngine.retire
     receipts_path = work_dir / "receipts.sqlite"
     with ReceiptStore(f"sqlite:///{receipts_path}") as store:
         receipt_count = store.count()

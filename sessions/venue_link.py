@@ -116,7 +116,15 @@ class GatewaySessions:
         self._md_ids = itertools.count(1)
         self._dd = data_dictionary()
         default = common_defaults(config.store_dir, heartbeat_s=config.heartbeat_s)
-        default |= {"ConnectionType": "initiator", "ReconnectInterval": config.reconnect_s}
+        default |= {
+            "ConnectionType": "initiator",
+            "ReconnectInterval": config.reconnect_s,
+            # Sequence numbers stay in the FileStore, but not the messages: a venue's resend
+            # request is answered with a gap fill, never by replaying an old order, which a
+            # venue could execute late. Every message sent is in the receipt store instead.
+            # (Writing each body to the store also cost 40-60 µs per order on the hot path.)
+            "PersistMessages": False,
+        }
         sessions: list[dict[str, str | int | bool | Path]] = [
             {
                 "SenderCompID": line.config.sender_comp_id,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,8 +40,15 @@ def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float 
         time.sleep(poll_s)
 
 
+_venue_numbers = itertools.count(1)
+
+
 def venue_config(**overrides: Any) -> VenueConfig:
-    """A one-instrument venue on a fresh port, client CompIDs T1 and T2, no liquidity provider."""
+    """A one-instrument venue on a fresh port, client CompIDs T1 and T2, no liquidity provider.
+
+    Its CompID is made unique in the process (``SIM-7``): retired venues keep their sessions
+    registered until the test process ends (see ``FixEngine.retire``).
+    """
     data: dict[str, Any] = {
         "id": "SIM",
         "comp_id": "SIM",
@@ -47,6 +57,7 @@ def venue_config(**overrides: Any) -> VenueConfig:
         "instruments": [GOLD_INNER],
     }
     data.update(overrides)
+    data["comp_id"] = f"{data['comp_id']}-{next(_venue_numbers)}"
     return VenueConfig.model_validate(data)
 
 
@@ -61,12 +72,12 @@ def make_venue() -> Iterator[Callable[..., Venue]]:
         return venue
 
     yield make
-    for venue in started:
-        venue.stop()
+    for venue in started:  # after the clients (make_client is torn down first)
+        venue.retire()
 
 
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., FixClient]]:
+def make_client(make_venue: Callable[..., Venue]) -> Iterator[Callable[..., FixClient]]:
     started: list[FixClient] = []
 
     def make(
@@ -80,3 +91,21 @@ def make_client() -> Iterator[Callable[..., FixClient]]:
     yield make
     for client in started:
         client.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the test process without the interpreter's teardown, which would stop the
+    retired venues' acceptors: the quickfix crash ``FixEngine.retire`` exists to avoid.
+    pytest has printed its summary by now; its exit status is kept."""
+    if _EXIT_STATUS in config.stash:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash[_EXIT_STATUS])
+
+
+_EXIT_STATUS = pytest.StashKey[int]()

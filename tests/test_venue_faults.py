@@ -59,7 +59,7 @@ def test_refused_logons_keep_that_client_out_until_the_fault_is_lifted(make_venu
     refusal = t1.wait_msg("5")
     assert "logon refused for T1" in refusal[58]
     assert not t1.is_logged_on and t2.is_logged_on
-    assert "SIM->T1" not in venue.logged_on
+    assert f"{venue.config.comp_id}->T1" not in venue.logged_on
 
     seen = len(t1.received)
     venue.set_faults(refuse_logons=[])  # at run time: the next attempt (1 s later) gets in

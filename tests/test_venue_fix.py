@@ -47,8 +47,8 @@ SHARED_BOOKS = 20
 def market() -> Iterator[tuple[Venue, FixClient, FixClient]]:
     """One venue for the module, with clients T1 and T2 logged on.
 
-    Its CompID (MKT) differs from the per-test venues' (SIM): quickfix keeps one process-wide
-    table of sessions, so two live sessions T1->SIM would collide.
+    Its CompID, like every test venue's, is unique in the process: quickfix keeps one
+    process-wide table of sessions, so two live sessions with the same CompIDs would collide.
     """
     books = [{**GOLD_INNER, "symbol": f"AU{i:02d}"} for i in range(SHARED_BOOKS)]
     lots_of_5 = {**GOLD_INNER, "symbol": "AU5", "lot": 5}
@@ -57,14 +57,14 @@ def market() -> Iterator[tuple[Venue, FixClient, FixClient]]:
     clients: list[FixClient] = []
     try:
         for sender in ("T1", "T2"):
-            client = FixClient(port=venue.config.port, sender=sender, target="MKT")
+            client = FixClient(port=venue.config.port, sender=sender, target=venue.config.comp_id)
             clients.append(client)
             client.start()
         yield venue, clients[0], clients[1]
     finally:
         for client in clients:
             client.stop()
-        venue.stop()
+        venue.retire()
 
 
 _book_numbers = itertools.count()
@@ -665,7 +665,8 @@ def test_session_level_unknown_comp_id_refused_bad_messages_rejected_session_sta
         stranger.start(wait_logon_s=1.0)
     assert not stranger.is_logged_on
     assert not [m for m in stranger.received if m.msg_type == "A"]
-    assert "SIM->T9" not in venue.logged_on and "SIM->T1" in venue.logged_on
+    me = venue.config.comp_id
+    assert f"{me}->T9" not in venue.logged_on and f"{me}->T1" in venue.logged_on
     assert venue.application.callback_errors == 0
     assert t1.app.callback_errors == 0 and stranger.app.callback_errors == 0
 
@@ -712,6 +713,7 @@ CYCLES = """
 import sys
 from decimal import Decimal
 from oms.enums import Side
+from sessions.fixengine import exit_process
 from sessions.simulator.client import FixClient
 from sessions.simulator.venue import Venue
 from tests.conftest import venue_config
@@ -720,19 +722,21 @@ venue_first = sys.argv[1] == "venue-first"
 for i in range(int(sys.argv[2])):
     venue = Venue(venue_config())
     venue.start()
-    client = FixClient(port=venue.config.port, sender="T1", target="SIM").start(wait_logon_s=10)
+    target = venue.config.comp_id
+    client = FixClient(port=venue.config.port, sender="T1", target=target).start(wait_logon_s=10)
     clordid = client.new_order("AU", Side.BUY, 1, Decimal("559.00"))
     client.wait_report(clordid, "0")
     if venue_first:
         venue.stop()
         client.stop()
-    else:
+    else:  # the shutdown the project uses: clients stop, venues retire, the process exits
         client.stop()
-        venue.stop()
+        venue.retire()
     assert not client.is_logged_on and not venue.logged_on
     assert venue.application.callback_errors == 0 and client.app.callback_errors == 0
     print("cycle", i, venue.config.port, flush=True)
 print("done", flush=True)
+exit_process(0)
 """
 
 
@@ -748,7 +752,8 @@ def run_cycles(order: str, count: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_five_start_stop_cycles_on_fresh_ports_neither_hang_nor_crash():
+def test_five_start_and_shutdown_cycles_on_fresh_ports_neither_hang_nor_crash():
+    """Clients stop, venues retire (see FixEngine.retire), then the process exits."""
     proc = run_cycles("client-first", 5)
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-3000:])
     ports = [line.split()[2] for line in proc.stdout.splitlines() if line.startswith("cycle")]

@@ -125,7 +125,7 @@ def run_demo(console: Console, *, seconds: float = 6.0, seed: int = 42) -> int:
         for leg in legs:
             leg.client.stop()
         for venue in venues:
-            venue.stop()
+            venue.retire()  # the process ends through exit_process: see FixEngine.retire
 
 
 def _opening_auction(console: Console, leg: Leg) -> None:

@@ -165,19 +165,13 @@ class Venue:
             self._thread.join(timeout=5)
         self._fix.stop(reason=f"venue {self.id} shutting down")
 
-    def log_out_for_exit(self) -> list[str]:
-        """Stop the venue thread and log every client out, leaving the acceptor running.
-
-        For a process that is about to end: quickfix 1.16's ``Acceptor::stop()`` closes its
-        socket server from the calling thread while the acceptor thread may still be using
-        it (upstream PR #740), which crashed about one stop in four with a client connected.
-        A process that exits straight after this (``os._exit``) never takes that path; the
-        sequence numbers are already in the FileStore, which quickfix writes as it goes.
-        """
+    def retire(self) -> list[str]:
+        """Stop the venue thread and log every client out, leaving the acceptor to the end
+        of the process (see ``FixEngine.retire``, and end with ``exit_process``)."""
         if self._thread.is_alive():
             self._inbox.put(Stop())
             self._thread.join(timeout=5)
-        return self._fix.log_out_all(f"venue {self.id} shutting down")
+        return self._fix.retire(f"venue {self.id} shutting down")
 
     def call(self, action: Callable[[Venue], T], timeout: float = 5.0) -> T:
         """Run ``action(venue)`` on the venue thread and return its result."""
