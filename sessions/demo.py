@@ -9,7 +9,7 @@ it passes the entry threshold (28 inner lots against 9 outer lots: 28,000 g agai
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -97,7 +97,7 @@ def gateway_config(venues: list[Venue], work_dir: Path) -> GatewayConfig:
 
 def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int:
     started = time.monotonic()
-    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="cmc-demo-", dir=_var_dir()))
+    work_dir = work_dir or _fresh_dir(DEMO_DIR)
     sim = demo_config(opening_auction=False, clients=[GW_PRIMARY, GW_BACKUP])
     venues = [Venue(v) for v in sim.venues]
     gateway: Gateway | None = None
@@ -155,9 +155,15 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
     return 0 if errors == 0 and all(s.trades for s in summaries.values()) else 1
 
 
-def _var_dir() -> Path:
-    path = Path("var")
-    path.mkdir(exist_ok=True)
+DEMO_DIR = Path("var/demo")
+
+
+def _fresh_dir(path: Path) -> Path:
+    """The demo's own directory, emptied: each run starts from new sequence numbers and
+    leaves one receipts file to look at, not one more directory each time."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
     return path
 
 
