@@ -390,13 +390,13 @@ def _venue_main(conn: Connection, spec: dict[str, Any], venue_id: str) -> None:
             elif kind == "stamps":
                 reply = stamps.dump() if stamps is not None else b""
             elif kind == "stop":
-                still = venue.log_out_for_exit()
+                still = venue.retire()
                 cpu_s = round(sum(os.times()[:2]), 2)
                 stats = {"still_logged_on": still, "stats": dict(venue.stats), "cpu_s": cpu_s}
                 _send(conn, "ok", stats)
                 sys.stdout.flush()
                 sys.stderr.flush()
-                # Not Venue.stop(): quickfix 1.16's acceptor stop can crash (log_out_for_exit).
+                # Not Venue.stop(): quickfix 1.16's acceptor stop can crash (FixEngine.retire).
                 os._exit(0)
             _send(conn, "ok", reply)
         except BaseException:

@@ -61,6 +61,7 @@ class VenueApplication(GuardedApplication):
                 raise fix.RejectLogon(f"logon refused for {client} (venue fault injection)")
 
     def on_from_app(self, message: Any, session: str) -> None:
+        arrived_mono = monotonic_ns()  # first: a probe's "arrived" excludes our own parsing
         recv_ns = now_ns()
         fields = parse(message.toString())
         tags = flat(fields)
@@ -68,7 +69,7 @@ class VenueApplication(GuardedApplication):
         command: Command
         if msg_type == "D":
             if self._order_arrived is not None:
-                self._order_arrived(session, tags[11], monotonic_ns())
+                self._order_arrived(session, tags[11], arrived_mono)
             command = _new_order(session, tags, recv_ns)
         elif msg_type == "F":
             command = CancelOrder(
