@@ -7,6 +7,7 @@ work on message text (``fixwire``), so a quickfix ``Message`` is touched once on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from oms.commands import CancelOrder, ReplaceOrder, SendOrder
@@ -231,16 +232,29 @@ def encode_command(command: SendOrder | CancelOrder | ReplaceOrder) -> str:
     )
 
 
-def market_data_request(md_req_id: str, symbols: list[str], depth: int) -> str:
-    """Subscribe to snapshot + incremental bids, offers and trades for ``symbols``."""
-    fields: list[Field] = [(262, md_req_id), (263, "1"), (264, depth), (265, "1")]
-    fields += [(267, 3), (269, "0"), (269, "1"), (269, "2")]
-    fields += [(146, len(symbols)), *((55, s) for s in symbols)]
+def market_data_request(
+    md_req_id: str,
+    symbols: Iterable[str],
+    depth: int,
+    *,
+    entry_types: Iterable[str] = ("0", "1", "2"),
+    subscription: str = "1",
+    update_type: str | None = "1",
+) -> str:
+    """A MarketDataRequest (35=V): by default, snapshot + incremental bids, offers and trades.
+
+    ``subscription`` is SubscriptionRequestType(263): 0 snapshot, 1 snapshot + updates,
+    2 unsubscribe.
+    """
+    types, syms = list(entry_types), list(symbols)
+    fields: list[Field] = [(262, md_req_id), (263, subscription), (264, depth), (265, update_type)]
+    fields += [(267, len(types)), *((269, t) for t in types)]
+    fields += [(146, len(syms)), *((55, s) for s in syms)]
     return encode("V", fields)
 
 
 def market_data_cancel(md_req_id: str) -> str:
     """Unsubscribe (263=2) a market data request made with ``market_data_request``."""
-    fields: list[Field] = [(262, md_req_id), (263, "2"), (264, 0), (267, 1), (269, "0")]
-    fields += [(146, 0)]
-    return encode("V", fields)
+    return market_data_request(
+        md_req_id, (), 0, entry_types=("0",), subscription="2", update_type=None
+    )

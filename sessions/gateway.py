@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+from oms.commands import Command
 from oms.core import Oms
 from oms.receipt_writer import ReceiptWriter
 from sessions.gateway_config import GatewayConfig
@@ -33,8 +34,9 @@ class Gateway:
         self.sessions = GatewaySessions(config, self.oms.post)
         self._started = False
 
-    def _send(self, command: object) -> bool:
-        return self.sessions.send(command)  # type: ignore[arg-type]
+    def _send(self, command: Command) -> bool:
+        """The OMS needs a sender before the sessions exist (they post to the OMS)."""
+        return self.sessions.send(command)
 
     def start(self) -> None:
         self.receipts.start()

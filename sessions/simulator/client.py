@@ -8,6 +8,7 @@ demos and tests, and what an operator uses to poke a venue.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -18,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from oms.clock import now_ns
+from oms.commands import CancelOrder, ReplaceOrder, SendOrder
 from oms.enums import OrderType, Side, TimeInForce
+from oms.events import LineRole, MarketDataReceived
+from oms.market import MarketView
+from sessions.codec import decode, encode_command, market_data_request
 from sessions.fixengine import (
     FixEngine,
     GuardedApplication,
@@ -28,18 +33,20 @@ from sessions.fixengine import (
     owned_session_id,
     send_text,
 )
-from sessions.fixwire import Field, decimal_text, encode, flat, parse, utc_timestamp
+from sessions.fixwire import Field, encode, flat, parse
 
 
 @dataclass(frozen=True)
 class Received:
-    """One message as it arrived: its type, its fields in order and by tag, when (ns)."""
+    """One message as it arrived: its type, its fields in order and by tag, when (ns), and
+    its text."""
 
     msg_type: str
     fields: list[tuple[int, str]]
     tags: dict[int, str]
     recv_ns: int
     admin: bool
+    text: str = ""
 
     def get(self, tag: int, default: str | None = None) -> str | None:
         return self.tags.get(tag, default)
@@ -145,19 +152,10 @@ class FixClient:
     ) -> str:
         clordid = clordid or self.next_id()
         ord_type = OrderType.MARKET if price is None else OrderType.LIMIT
-        self.send(
-            "D",
-            [
-                (11, clordid),
-                (1, account),
-                (55, symbol),
-                (54, side.value),
-                (60, utc_timestamp(now_ns())),
-                (38, qty),
-                (40, ord_type.value),
-                (44, decimal_text(price) if price is not None else None),
-                (59, tif.value),
-            ],
+        self._send(
+            SendOrder(
+                self.target, clordid, symbol, side, qty, ord_type, price, tif, account, now_ns()
+            )
         )
         return clordid
 
@@ -165,35 +163,31 @@ class FixClient:
         self, orig_clordid: str, symbol: str, side: Side, *, order_id: str | None = None
     ) -> str:
         clordid = self.next_id()
-        self.send(
-            "F",
-            [
-                (41, orig_clordid),
-                (37, order_id),
-                (11, clordid),
-                (55, symbol),
-                (54, side.value),
-                (60, utc_timestamp(now_ns())),
-            ],
+        self._send(
+            CancelOrder(self.target, clordid, orig_clordid, order_id, symbol, side, now_ns())
         )
         return clordid
 
     def replace(self, orig_clordid: str, symbol: str, side: Side, qty: int, price: Decimal) -> str:
         clordid = self.next_id()
-        self.send(
-            "G",
-            [
-                (41, orig_clordid),
-                (11, clordid),
-                (55, symbol),
-                (54, side.value),
-                (60, utc_timestamp(now_ns())),
-                (38, qty),
-                (40, OrderType.LIMIT.value),
-                (44, decimal_text(price)),
-            ],
+        self._send(
+            ReplaceOrder(
+                self.target,
+                clordid,
+                orig_clordid,
+                None,
+                symbol,
+                side,
+                qty,
+                price,
+                TimeInForce.DAY,
+                now_ns(),
+            )
         )
         return clordid
+
+    def _send(self, command: SendOrder | CancelOrder | ReplaceOrder) -> bool:
+        return send_text(encode_command(command), self.session_id, self._dd)
 
     def status(self, clordid: str, symbol: str, side: Side) -> str:
         req_id = self.next_id()
@@ -211,16 +205,15 @@ class FixClient:
         md_req_id: str | None = None,
     ) -> str:
         md_req_id = md_req_id or self.next_id()
-        types, syms = list(entry_types), list(symbols)
-        fields: list[Field] = [
-            (262, md_req_id),
-            (263, subscription),
-            (264, depth),
-            (265, update_type),
-        ]
-        fields += [(267, len(types)), *((269, t) for t in types)]
-        fields += [(146, len(syms)), *((55, s) for s in syms)]
-        self.send("V", fields)
+        text = market_data_request(
+            md_req_id,
+            symbols,
+            depth,
+            entry_types=entry_types,
+            subscription=subscription,
+            update_type=update_type,
+        )
+        send_text(text, self.session_id, self._dd)
         return md_req_id
 
     # -- receiving ------------------------------------------------------------------------
@@ -228,7 +221,7 @@ class FixClient:
     def _receive(self, text: str, *, admin: bool) -> None:
         fields = parse(text)
         tags = flat(fields)
-        msg = Received(tags.get(35, "?"), fields, tags, now_ns(), admin)
+        msg = Received(tags.get(35, "?"), fields, tags, now_ns(), admin, text)
         with self._cond:
             self.received.append(msg)
             self._cond.notify_all()
@@ -271,69 +264,34 @@ class FixClient:
 
 
 class BookView:
-    """A book rebuilt from a venue's market data: the snapshot, then every update applied.
-
-    Prices are kept as the ``Decimal`` the venue sent; sizes as ``int``. ``trades`` keeps
-    the (price, qty) of every trade entry seen, in order.
-    """
+    """A book rebuilt from a venue's market data, by the gateway's own decoder and book
+    (``sessions.codec`` and ``oms.market``): the snapshot, then every update applied."""
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.bids: dict[Decimal, int] = {}
-        self.asks: dict[Decimal, int] = {}
-        self.trades: list[tuple[Decimal, int]] = []
+        self._market = MarketView()
+        self._book = self._market.book("", symbol)
 
     def apply(self, msg: Received) -> None:
         """Apply a 35=W or 35=X message; entries for other symbols are ignored."""
-        if msg.msg_type == "W":
-            if msg.get(55) != self.symbol:
-                return
-            self.bids, self.asks = {}, {}
-            for entry in _entries(msg.fields, 269):
-                self._set(entry, "0")
-        elif msg.msg_type == "X":
-            for entry in _entries(msg.fields, 279):
-                if entry.get(55) == self.symbol:
-                    self._set(entry, entry[279])
-
-    def _set(self, entry: dict[int, str], action: str) -> None:
-        entry_type, price = entry[269], Decimal(entry[270])
-        if entry_type == "2":
-            self.trades.append((price, int(entry[271])))
+        if msg.msg_type not in ("W", "X"):
             return
-        side = self.bids if entry_type == "0" else self.asks
-        if action == "2":
-            side.pop(price, None)
-        else:
-            side[price] = int(entry[271])
+        event = decode(msg.text, "", LineRole.PRIMARY, msg.recv_ns)
+        if not isinstance(event, MarketDataReceived):
+            return
+        if event.snapshot and event.snapshot_symbol != self.symbol:
+            return
+        entries = tuple(e for e in event.entries if e.symbol == self.symbol)
+        self._market.apply(dataclasses.replace(event, entries=entries))
 
     def top(self, depth: int = 5) -> dict[str, list[tuple[Decimal, int]]]:
         return {
-            "bids": sorted(self.bids.items(), reverse=True)[:depth],
-            "asks": sorted(self.asks.items())[:depth],
+            "bids": sorted(self._book.bids.items(), reverse=True)[:depth],
+            "asks": sorted(self._book.asks.items())[:depth],
         }
 
     def best_bid(self) -> Decimal | None:
-        return max(self.bids) if self.bids else None
+        return self._book.best_bid()
 
     def best_ask(self) -> Decimal | None:
-        return min(self.asks) if self.asks else None
-
-
-def _entries(fields: list[tuple[int, str]], delimiter: int) -> list[dict[int, str]]:
-    """The entries of the message's NoMDEntries(268) group, each as tag -> value."""
-    out: list[dict[int, str]] = []
-    inside = False
-    for tag, value in fields:
-        if tag == 268:
-            inside = True
-            continue
-        if not inside:
-            continue
-        if tag == 10:
-            break
-        if tag == delimiter:
-            out.append({})
-        if out:
-            out[-1][tag] = value
-    return out
+        return self._book.best_ask()

@@ -13,7 +13,13 @@ from decimal import Decimal
 
 from oms.enums import Side, TimeInForce
 from sessions.simulator.config import LiquidityConfig
-from sessions.simulator.matching import Event, MatchingEngine, OrderState, Phase
+from sessions.simulator.matching import (
+    Event,
+    MatchingEngine,
+    OrderState,
+    Phase,
+    entered_order,
+)
 
 OWNER = "liquidity-provider"
 
@@ -75,8 +81,8 @@ class LiquidityProvider:
                     OWNER, symbol, side, size, inst.from_ticks(px), TimeInForce.DAY
                 )
                 out += events
-                order = events[0].order  # type: ignore[union-attr]
-                if order is not None and order.state is OrderState.WORKING:
+                order = entered_order(events)
+                if order.state is OrderState.WORKING:
                     live.append(order.order_id)
         self._live[symbol] = live
         return out

@@ -221,6 +221,13 @@ class TradePrint:
 Event = Report | TradePrint
 
 
+def entered_order(events: list[Event]) -> Order:
+    """The order a ``submit`` created: its first event always reports it (NEW or REJECTED)."""
+    first = events[0]
+    assert isinstance(first, Report) and first.order is not None
+    return first.order
+
+
 class Book:
     """One instrument's resting orders.
 

@@ -61,6 +61,7 @@ from sessions.simulator.matching import (
     Report,
     ReportKind,
     TradePrint,
+    entered_order,
 )
 from sessions.simulator.reports import VenueOrder
 
@@ -229,9 +230,7 @@ class Venue:
         def enter(v: Venue) -> int:
             events = v.engine.submit(owner, symbol, side, qty, price, tif)
             v._dispatch(events)
-            order = events[0].order  # type: ignore[union-attr]
-            assert order is not None
-            return order.order_id
+            return entered_order(events).order_id
 
         return self.call(enter)
 
@@ -338,14 +337,7 @@ class Venue:
         elif isinstance(command, StatusRequest):
             self._status(command)
         elif isinstance(command, UnsupportedOrder):
-            self._reject_request(
-                command.session,
-                command.clordid,
-                command.symbol,
-                command,
-                rpt.ORD_REJ_UNSUPPORTED,
-                command.text,
-            )
+            self._reject_request(command, rpt.ORD_REJ_UNSUPPORTED, command.text)
         elif isinstance(command, SessionUp):
             self.logged_on.add(command.session)
         elif isinstance(command, SessionDown):
@@ -365,14 +357,7 @@ class Venue:
         self.stats["orders"] += 1
         key = (cmd.session, cmd.clordid)
         if key in self._by_clordid:
-            self._reject_request(
-                cmd.session,
-                cmd.clordid,
-                cmd.symbol,
-                cmd,
-                rpt.ORD_REJ_DUPLICATE,
-                f"duplicate ClOrdID {cmd.clordid}",
-            )
+            self._reject_request(cmd, rpt.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
             return
         inst = self.instruments.get(cmd.symbol)
         reject = Reason.INJECTED if self.faults.roll_reject() else None
@@ -387,8 +372,7 @@ class Venue:
             max_fill=cap,
             reject=reject,
         )
-        order = events[0].order  # type: ignore[union-attr]
-        assert order is not None
+        order = entered_order(events)
         rec = VenueOrder(
             order,
             self._id_prefix + str(order.order_id),
@@ -540,26 +524,18 @@ class Venue:
             ack=True,
         )
 
-    def _reject_request(
-        self,
-        session: str,
-        clordid: str,
-        symbol: str,
-        cmd: NewOrder | UnsupportedOrder,
-        reason: str,
-        text: str,
-    ) -> None:
+    def _reject_request(self, cmd: NewOrder | UnsupportedOrder, reason: str, text: str) -> None:
+        """Reject an order that never became a venue order (OrderID NONE)."""
         self.stats["rejects"] += 1
-        qty = str(cmd.qty)
         self._send(
-            session,
+            cmd.session,
             rpt.rejected_request_report(
                 order_id="NONE",
-                clordid=clordid,
+                clordid=cmd.clordid,
                 exec_id=self._exec_id(),
-                symbol=symbol,
+                symbol=cmd.symbol,
                 side=cmd.side,
-                qty=qty,
+                qty=str(cmd.qty),
                 venue_id=self.id,
                 ts_ns=now_ns(),
                 rej_reason=reason,
