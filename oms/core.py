@@ -9,18 +9,18 @@ receipts, for one, are handed to a writer in another process.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from oms.clock import now_ns
-from oms.commands import Command, SendOrder
-from oms.enums import OrderType, Side, TimeInForce
+from oms.commands import Command
+from oms.enums import OrderType, Side
 from oms.events import (
     CancelRejected,
     ExecutionReceived,
@@ -30,9 +30,9 @@ from oms.events import (
 )
 from oms.market import MarketView
 from oms.orders import Applied, IllegalTransition, Order, Orders
-from oms.pairs import PairSpec, SpreadIntent, SpreadPair
+from oms.pair_engine import NewLeg, PairBook, PairEngine
+from oms.pairs import PairSpec
 from oms.receipts import Receipt
-from oms.strategy import SpreadStrategy
 
 log = logging.getLogger("cmc.oms")
 
@@ -40,31 +40,6 @@ Event = MarketDataReceived | ExecutionReceived | CancelRejected | LineStateChang
 Hook = Callable[[Event, "Oms"], None]
 
 _STOP = object()
-
-
-@dataclass
-class PairBook:
-    """What the OMS knows of one pair: its net legs, the trade in flight, the ones done."""
-
-    spec: PairSpec
-    strategy: SpreadStrategy
-    net_inner: int = 0  # signed lots filled on the inner leg, + bought
-    net_outer: int = 0
-    working: SpreadPair | None = None
-    done: list[SpreadPair] = field(default_factory=list)
-
-    @property
-    def position(self) -> int:
-        """Open pair units, + long inner, by the inner leg's fills."""
-        return round(Decimal(self.net_inner) / self.spec.inner_lots)
-
-    @property
-    def imbalance(self) -> Decimal:
-        """Inner lots not matched by outer fills in ratio (signed); 0 when aligned."""
-        return (
-            Decimal(self.net_inner)
-            + Decimal(self.net_outer * self.spec.inner_lots) / self.spec.outer_lots
-        )
 
 
 class Oms:
@@ -79,14 +54,10 @@ class Oms:
     ) -> None:
         self.market = MarketView()
         self.orders = Orders()
-        self.pairs = {p.id: PairBook(p, SpreadStrategy(p)) for p in pairs}
-        self._pairs_by_book: dict[tuple[str, str], list[PairBook]] = {}
-        for book in self.pairs.values():
-            cfg = book.spec.config
-            for leg in (cfg.inner, cfg.outer):
-                self._pairs_by_book.setdefault((leg.venue, leg.symbol), []).append(book)
-        self._pair_of_trade: dict[str, PairBook] = {}  # intent id of a working trade -> pair
         self.venues_up: dict[str, bool] = {}
+        self.engine = PairEngine(self, pairs)
+        self.pairs: dict[str, PairBook] = self.engine.pairs
+        self._pairs_by_book = self.engine.by_book
         self.hooks: list[Hook] = []
         self.errors = 0
         self._send = send
@@ -95,6 +66,8 @@ class Oms:
         self._clordid_prefix = f"{clordid_prefix}{int(time.time()) % 10**8:08d}-"
         self._next_clordid = 0
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []  # (due ns, seq, action)
+        self._timer_seq = itertools.count()
         self._thread = threading.Thread(target=self._run, name="oms", daemon=True)
         self._idle = threading.Event()
 
@@ -128,8 +101,17 @@ class Oms:
     # -- the OMS thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        inbox = self._inbox
         while True:
-            item = self._inbox.get()
+            if self._timers:
+                wait = (self._timers[0][0] - time.monotonic_ns()) / 1e9
+                try:
+                    item = inbox.get(timeout=wait) if wait > 0 else inbox.get_nowait()
+                except queue.Empty:
+                    self._run_due_timers()
+                    continue
+            else:
+                item = inbox.get()
             if item is _STOP:
                 return
             try:
@@ -140,6 +122,18 @@ class Oms:
             except Exception:  # one bad event must not end the OMS
                 self.errors += 1
                 log.exception("OMS: error handling %r", item)
+            if self._timers and self._timers[0][0] <= time.monotonic_ns():
+                self._run_due_timers()
+
+    def _run_due_timers(self) -> None:
+        now = time.monotonic_ns()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception:
+                self.errors += 1
+                log.exception("OMS: error in timer %r", action)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, MarketDataReceived):
@@ -148,6 +142,8 @@ class Oms:
             self._on_execution(event)
         elif isinstance(event, CancelRejected):
             applied = self.orders.apply_cancel_reject(event)
+            if applied.order is not None and applied.order.pair_id is not None:
+                self.engine.on_order(applied.order, event.recv_ns)
             self._event_receipt(
                 "event.cancel_reject",
                 event,
@@ -211,104 +207,110 @@ class Oms:
                     self._consider(pair, event.recv_ns)
 
     def _consider(self, pair: PairBook, cause_ns: int) -> None:
-        if pair.working is not None:
-            return  # one spread trade at a time per pair: no new entry while legs work
-        if pair.imbalance != 0:
-            return  # legs out of ratio: nothing new until they are realigned
-        cfg = pair.spec.config
-        if not (self.venues_up.get(cfg.inner.venue) and self.venues_up.get(cfg.outer.venue)):
-            return
-        intent = pair.strategy.evaluate(self.market, pair.position, cause_ns)
-        if intent is not None:
-            self._execute(pair, intent)
+        self.engine.consider(pair, cause_ns)
 
-    def _execute(self, pair: PairBook, intent: SpreadIntent) -> None:
-        """Create both leg orders and send them back to back; write the receipts after.
+    # -- the order desk: what the pair engine asks of the OMS ------------------------------
 
-        The receipts carry the times taken at each hop, so recording them once both legs
-        are on the wire loses nothing and keeps their cost off the second leg's latency.
+    def now(self) -> int:
+        return self._clock()
+
+    def order(self, key: str) -> Order | None:
+        return self.orders.by_key(key)
+
+    def record(self, receipt: Receipt) -> None:
+        self._record(receipt)
+
+    def after(self, delay_ns: int, action: Callable[[], None]) -> None:
+        """Run ``action`` on this thread once ``delay_ns`` has passed (monotonic clock)."""
+        due = time.monotonic_ns() + delay_ns
+        heapq.heappush(self._timers, (due, next(self._timer_seq), action))
+
+    def place(
+        self,
+        spec: PairSpec,
+        legs: Sequence[NewLeg],
+        *,
+        trade_id: str,
+        cause_ns: int | None,
+        preface: Callable[[], Receipt] | None = None,
+    ) -> list[Order]:
+        """Create the orders, send them back to back, then write the receipts.
+
+        The receipts carry the times taken at each hop, so recording them once every order
+        is on the wire loses nothing and keeps their cost off the second leg's latency. An
+        order no line could take is Rejected at once, so nothing waits for its answer.
         """
-        decided_ns = self._clock()
-        cfg = pair.spec.config
-        legs: list[tuple[Order, SendOrder]] = [
-            self.orders.submit(
-                ref.venue,
-                ref.symbol,
-                side,
-                qty,
+        created_ns = self._clock()
+        made: list[tuple[Order, Command, str]] = []
+        for leg in legs:
+            inst = spec.inner if leg.leg.value == "inner" else spec.outer
+            order, command = self.orders.submit(
+                inst.venue,
+                inst.symbol,
+                leg.side,
+                leg.qty,
                 OrderType.LIMIT,
-                limit,
-                TimeInForce.IOC,
+                leg.limit,
+                leg.tif,
                 clordid=self._new_clordid(),
-                pair_id=intent.intent_id,
-                leg=leg,
-                now_ns=decided_ns,
+                pair_id=trade_id,
+                leg=leg.leg.value,
+                now_ns=created_ns,
+                cause_ns=cause_ns,
             )
-            for leg, ref, side, qty, limit in (
-                (
-                    "inner",
-                    cfg.inner,
-                    intent.direction.inner_side,
-                    intent.inner_qty,
-                    intent.inner_limit,
-                ),
-                (
-                    "outer",
-                    cfg.outer,
-                    intent.direction.outer_side,
-                    intent.outer_qty,
-                    intent.outer_limit,
-                ),
-            )
-        ]
+            made.append((order, command, leg.purpose))
         sent: list[tuple[bool, int]] = []
-        for _, command in legs:
-            ok = self._send(command)
+        for _, new_order, _ in made:
+            ok = self._send(new_order)
             sent.append((ok, self._clock()))
-        trade = SpreadPair(intent, legs[0][0].key, legs[1][0].key, sent_ns=sent[-1][1])
-        pair.working = trade
-        self._pair_of_trade[intent.intent_id] = pair
-
-        self._record(
-            Receipt.of(
-                "decision.spread_intent",
-                ts_ns=decided_ns,
-                cause_ns=intent.cause_ns,
-                pair_id=intent.intent_id,
-                verdict="closing" if intent.closing else "entry",
-                reason=f"{intent.direction.value}: spread {intent.spread:.4f} "
-                f"vs threshold {intent.threshold}",
-                data={
-                    "pair": cfg.id,
-                    "inner_qty": intent.inner_qty,
-                    "inner_limit": str(intent.inner_limit),
-                    "outer_qty": intent.outer_qty,
-                    "outer_limit": str(intent.outer_limit),
-                    "spread": str(intent.spread),
-                },
-            )
-        )
-        for (order, command), (ok, sent_ns) in zip(legs, sent, strict=True):
+        if preface is not None:
+            self._record(preface())
+        for (order, _, purpose), (ok, sent_ns) in zip(made, sent, strict=True):
+            if not ok:
+                self.orders.send_failed(order, reason="no line logged on", now_ns=sent_ns)
             self._record(
                 Receipt.of(
                     "command.send_order",
                     ts_ns=sent_ns,
-                    cause_ns=intent.cause_ns,
-                    venue=command.venue,
-                    symbol=command.symbol,
-                    clordid=command.clordid,
-                    pair_id=intent.intent_id,
+                    cause_ns=cause_ns,
+                    venue=order.venue,
+                    symbol=order.symbol,
+                    clordid=order.clordid,
+                    pair_id=trade_id,
                     verdict="sent" if ok else "not sent",
                     reason=None if ok else "no line to the venue is logged on",
                     data={
-                        "side": command.side.name,
-                        "qty": command.qty,
-                        "price": str(command.price),
-                        "tif": command.tif.name,
+                        "side": order.side.name,
+                        "qty": order.qty,
+                        "price": str(order.price),
+                        "tif": order.tif.name,
                         "leg": order.leg,
+                        "purpose": purpose,
                     },
                 )
             )
+        return [order for order, _, _ in made]
+
+    def cancel(self, order: Order, *, cause_ns: int | None, why: str) -> None:
+        now = self._clock()
+        command = self.orders.request_cancel(
+            order, clordid=self._new_clordid(), now_ns=now, cause_ns=cause_ns
+        )
+        ok = self._send(command)
+        self._record(
+            Receipt.of(
+                "command.cancel_order",
+                ts_ns=self._clock(),
+                cause_ns=cause_ns,
+                venue=order.venue,
+                symbol=order.symbol,
+                clordid=command.clordid,
+                pair_id=order.pair_id,
+                verdict="sent" if ok else "not sent",
+                reason=why,
+                data={"orig_clordid": command.orig_clordid},
+            )
+        )
 
     def _new_clordid(self) -> str:
         self._next_clordid += 1
@@ -329,8 +331,13 @@ class Oms:
             )
             raise
         order = applied.order
-        if applied.fill is not None and not applied.duplicate:
-            fill = applied.fill
+        fill = applied.fill
+        if (
+            fill is not None
+            and not applied.duplicate
+            and not fill.busted
+            and fill.correction_of is None
+        ):
             self.market.consume(
                 fill.venue, fill.symbol, fill.side is Side.BUY, fill.price, fill.qty
             )
@@ -352,52 +359,7 @@ class Oms:
         )
         if order is None or order.pair_id is None or applied.duplicate:
             return
-        self._update_pair(order, applied)
-
-    def _update_pair(self, order: Order, applied: Applied) -> None:
-        pair = self._pair_of_trade.get(order.pair_id or "")
-        if pair is None or pair.working is None:
-            return
-        trade = pair.working
-        fill = applied.fill
-        if fill is not None:
-            signed = fill.qty if fill.side.value == "1" else -fill.qty
-            if order.leg == "inner":
-                trade.inner_filled += fill.qty
-                pair.net_inner += signed
-            else:
-                trade.outer_filled += fill.qty
-                pair.net_outer += signed
-            trade.fills.append((order.leg or "", fill.qty, fill.price, fill.recv_ns))
-        if not order.working:
-            if order.leg == "inner":
-                trade.inner_done = True
-            else:
-                trade.outer_done = True
-        if trade.inner_done and trade.outer_done:
-            pair.done.append(trade)
-            pair.working = None
-            del self._pair_of_trade[trade.intent.intent_id]
-            self._record(
-                Receipt.of(
-                    "decision.pair_done",
-                    ts_ns=self._clock(),
-                    cause_ns=applied_cause(applied),
-                    pair_id=trade.intent.intent_id,
-                    verdict="aligned" if pair.imbalance == 0 else "unbalanced",
-                    reason=f"inner {trade.inner_filled}/{trade.intent.inner_qty}, "
-                    f"outer {trade.outer_filled}/{trade.intent.outer_qty}",
-                    data={
-                        "pair": pair.spec.id,
-                        "position": pair.position,
-                        "imbalance_inner_lots": str(pair.imbalance),
-                    },
-                )
-            )
-
-
-def applied_cause(applied: Applied) -> int | None:
-    return applied.fill.recv_ns if applied.fill is not None else None
+        self.engine.on_order(order, event.recv_ns)
 
 
 def _verdict(applied: Applied) -> str:

@@ -79,6 +79,7 @@ class OrderEvent(Enum):
     __hash__ = object.__hash__
 
     SUBMIT = "submit"
+    SEND_FAILED = "send_failed"
     REQUEST_CANCEL = "request_cancel"
     REQUEST_REPLACE = "request_replace"
     PENDING_NEW = "pending_new"
@@ -139,6 +140,7 @@ TRANSITIONS: Final[Mapping[tuple[OrdStatus | None, OrderEvent], Next]] = Mapping
         # --- the gateway sends the order: it is PendingNew from that moment ---------------
         (None, _E.SUBMIT): _S.PENDING_NEW,
         # --- PendingNew: sent, nothing heard yet ------------------------------------------
+        (_S.PENDING_NEW, _E.SEND_FAILED): _S.REJECTED,  # never left: no line was logged on
         (_S.PENDING_NEW, _E.PENDING_NEW): _S.PENDING_NEW,  # venue's optional 39=A ack
         (_S.PENDING_NEW, _E.NEW): _S.NEW,  # A.1.a
         (_S.PENDING_NEW, _E.REJECTED): _S.REJECTED,  # A.1.a alt path, F.1
@@ -552,6 +554,19 @@ class Orders:
             pair_id=pair_id,
         )
         return order, command
+
+    def send_failed(self, order: Order, *, reason: str, now_ns: int) -> None:
+        """The order never reached the venue (no line logged on): it is Rejected here, by
+        the gateway, so that nothing waits for an answer that cannot come."""
+        target = _INDEX.get((order.status._value_, _E.SEND_FAILED))
+        if target is None:
+            why = "only an unsent order can fail to send"
+            raise self._illegal(order, _E.SEND_FAILED, None, why)
+        assert isinstance(target, OrdStatus)
+        order.history.append(Transition(order.status, target, f"SEND_FAILED {reason}"))
+        order.status = target
+        order.leaves_qty = 0
+        order.last_update_ns = now_ns
 
     def request_cancel(
         self, order: Order, *, clordid: str, now_ns: int, cause_ns: int | None = None

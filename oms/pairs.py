@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,6 +24,60 @@ class LegRef(BaseModel):
 
     venue: str
     symbol: str
+
+
+class ExecutionPolicy(BaseModel):
+    """How a spread trade's legs are sent and how an imbalance is repaired.
+
+    A leg that lags (rejected, part-filled, cancelled) is *topped up*: re-sent for what it
+    lacks as an IOC, each retry ``top_up_pay_up_ticks`` further than the last, never beyond
+    ``max_slippage_ticks`` from the leg's first limit, at most ``max_top_ups`` times and
+    within ``max_top_up_ms`` of the first fault. Past any of those bounds the leading leg is
+    *unwound* back to the whole units both legs hold. Nothing is decided while an order of
+    the trade is still working: a cancel may yet fill until the venue confirms it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["simultaneous", "quote_and_hedge"] = Field(
+        default="simultaneous",
+        description="simultaneous: both legs at once; quote_and_hedge: rest on quote_leg and "
+        "hedge each of its fills on the other leg in ratio",
+    )
+    leg_order: Literal["ioc", "limit"] = Field(
+        default="ioc", description="ioc, or a day limit cancelled after leg_timeout_ms"
+    )
+    leg_timeout_ms: int = Field(default=250, ge=1, le=600_000)
+    quote_leg: Literal["inner", "outer"] = Field(
+        default="inner", description="quote_and_hedge: the leg that rests (the less liquid one)"
+    )
+    quote_timeout_ms: int = Field(default=1_000, ge=1, le=3_600_000)
+    top_up_pay_up_ticks: int = Field(default=2, ge=0, le=1_000)
+    max_slippage_ticks: int = Field(default=10, ge=0, le=10_000)
+    max_top_ups: int = Field(default=3, ge=0, le=100)
+    max_top_up_ms: int = Field(default=200, ge=1, le=600_000)
+    unwind_pay_up_ticks: int = Field(default=5, ge=0, le=10_000)
+    retry_after_ms: int = Field(
+        default=20,
+        ge=1,
+        le=60_000,
+        description="wait before retrying an unwind the book could not take",
+    )
+    imbalance_alert_ms: int = Field(
+        default=1_000, ge=1, description="an imbalance this old raises an alert receipt"
+    )
+    imbalance_limit_ms: int = Field(
+        default=5_000, ge=1, description="an imbalance this old is unwound, whatever else"
+    )
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> ExecutionPolicy:
+        if self.imbalance_limit_ms < self.imbalance_alert_ms:
+            raise ValueError(
+                f"imbalance_limit_ms {self.imbalance_limit_ms} must not be below "
+                f"imbalance_alert_ms {self.imbalance_alert_ms}: the alert comes first"
+            )
+        return self
 
 
 class PairConfig(BaseModel):
@@ -48,6 +102,7 @@ class PairConfig(BaseModel):
         description="ticks beyond the worst level a sweep needs that a leg's limit may go, so "
         "that a book that moves a little before the order lands still fills it",
     )
+    execution: ExecutionPolicy = ExecutionPolicy()
 
     @model_validator(mode="after")
     def _exit_below_entry(self) -> PairConfig:
@@ -124,25 +179,52 @@ class PairStatus(str, Enum):
     DONE = "done"
 
 
+class TradeOutcome(str, Enum):
+    """How a spread trade ended. Every outcome leaves the legs aligned on whole units."""
+
+    FILLED = "filled"  # both legs filled as sent
+    TOPPED_UP = "topped_up"  # a lagging leg was re-sent and the trade completed
+    UNWOUND = "unwound"  # a leading leg was taken back to the whole units both legs held
+    PARTIAL = "partial"  # both legs filled the same whole units, fewer than asked
+    MISSED = "missed"  # neither leg filled: the book moved first; nothing held
+
+
 @dataclass
 class SpreadPair:
-    """One spread trade in flight or done: its legs and their fills."""
+    """One spread trade in flight or done: every order it sent and where its legs stand.
+
+    ``from_units`` / ``to_units`` are the pair's aligned position before the trade and the
+    one it aims for. ``inner_filled`` and ``outer_filled`` are the lots each leg has moved
+    in the trade's direction, net of top-ups and unwinds (so an unwound leg is back to 0).
+    """
 
     intent: SpreadIntent
     inner_key: str
     outer_key: str
+    from_units: int = 0
+    to_units: int = 0
     inner_filled: int = 0
     outer_filled: int = 0
-    inner_done: bool = False
-    outer_done: bool = False
+    orders: list[str] = field(default_factory=list)  # every order key, legs first
+    leg_limits: dict[str, Decimal] = field(default_factory=dict)  # leg -> first limit
+    top_ups: int = 0
+    unwinds: int = 0
+    unwinding: bool = False
+    round_filled: int = 0  # lots filled since the last top-up or unwind was sent
+    retry_booked: bool = False  # an unwind waits for its retry timer
+    first_fault_ns: int | None = None
+    balanced_ns: int | None = None
+    alerted: bool = False
+    peak_imbalance: Decimal = Decimal(0)  # largest |imbalance| at any moment, inner lots
+    held_imbalance: Decimal = Decimal(0)  # largest |imbalance| with nothing in flight
+    outcome: TradeOutcome | None = None
     sent_ns: int = 0
     fills: list[tuple[str, int, Decimal, int]] = field(default_factory=list)  # leg, qty, px, ns
 
     @property
     def status(self) -> PairStatus:
-        return PairStatus.DONE if self.inner_done and self.outer_done else PairStatus.WORKING
+        return PairStatus.WORKING if self.outcome is None else PairStatus.DONE
 
-    def imbalance(self, spec: PairSpec) -> Decimal:
-        """Inner lots filled beyond what the outer fills match, in inner lots (signed)."""
-        matched_inner = Decimal(self.outer_filled * spec.inner_lots) / spec.outer_lots
-        return Decimal(self.inner_filled) - matched_inner
+    @property
+    def step(self) -> int:
+        return 1 if self.to_units >= self.from_units else -1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from oms.core import PairBook
+from oms.pair_engine import PairBook
 from oms.receipts import ReceiptStore
 from sessions.gateway import Gateway
 from sessions.gateway_config import GatewayConfig

@@ -29,6 +29,8 @@ class PairSummary:
     position: int
     imbalance: Decimal
     latencies_us: list[float]  # market data received -> both legs sent, per trade
+    top_ups: int = 0  # top-up rounds
+    unwinds: int = 0  # unwind rounds
 
 
 def summarise(oms: Oms) -> dict[str, PairSummary]:
@@ -36,7 +38,7 @@ def summarise(oms: Oms) -> dict[str, PairSummary]:
     out: dict[str, PairSummary] = {}
     for pair_id, pair in oms.pairs.items():
         trades = pair.done + ([pair.working] if pair.working else [])
-        orders = [oms.orders.by_key(k) for t in trades for k in (t.inner_key, t.outer_key)]
+        orders = [oms.orders.by_key(k) for t in trades for k in t.orders]
         out[pair_id] = PairSummary(
             trades=len(trades),
             entries=sum(1 for t in trades if not t.intent.closing),
@@ -48,6 +50,8 @@ def summarise(oms: Oms) -> dict[str, PairSummary]:
             latencies_us=sorted(
                 (t.sent_ns - t.intent.cause_ns) / NS_PER_US for t in trades if t.sent_ns
             ),
+            top_ups=sum(t.top_ups for t in trades),
+            unwinds=sum(t.unwinds for t in trades),
         )
     return out
 
@@ -66,7 +70,11 @@ def summary_table(summaries: dict[str, PairSummary], receipts: int | None) -> Ta
             "spread trades (entries / closes)",
             [f"{s.trades} ({s.entries} / {s.closes})" for s in summaries.values()],
         ),
-        ("leg orders sent", [str(s.legs) for s in summaries.values()]),
+        ("orders sent (legs, top-ups, unwinds)", [str(s.legs) for s in summaries.values()]),
+        (
+            "top-up / unwind rounds",
+            [f"{s.top_ups} / {s.unwinds}" for s in summaries.values()],
+        ),
         ("fills", [str(s.fills) for s in summaries.values()]),
         ("open position (pair units)", [str(s.position) for s in summaries.values()]),
         ("residual imbalance (inner lots)", [str(s.imbalance) for s in summaries.values()]),
@@ -120,4 +128,5 @@ def describe(trade: SpreadPair) -> str:
         f"spread trade {intent.intent_id}: {kind} {intent.direction.value}, captured "
         f"{intent.spread:.3f}; filled inner {trade.inner_filled}/{intent.inner_qty}, "
         f"outer {trade.outer_filled}/{intent.outer_qty}"
+        + (f"; {trade.outcome.value}" if trade.outcome else "")
     )

@@ -132,7 +132,7 @@ def test_one_spread_trade_fills_both_legs_and_leaves_a_receipt_for_every_step(
         last = executions[-1][1]
         assert last.data["leaves_qty"] == 0
         assert last.data["cum_qty"] == (28 if send.venue == "INNER" else 9)
-    assert receipts[done_at].verdict == "aligned"
+    assert receipts[done_at].verdict == "filled"
     # Every receipt is in the order the OMS made it.
     assert [r.ts_ns for r in receipts] == sorted(r.ts_ns for r in receipts)
     assert {"event.line_state", "event.market_data"} <= set(kinds)

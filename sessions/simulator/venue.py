@@ -259,6 +259,19 @@ class Venue:
 
         return self.call(cut)
 
+    def filled_by_clordid(self, client: str) -> dict[str, tuple[int, int]]:
+        """Every order ``client`` sent, by each ClOrdID it answered to: (filled, leaves), as
+        this venue's own books have it. What a gateway's records are reconciled against."""
+
+        def read(v: Venue) -> dict[str, tuple[int, int]]:
+            return {
+                clordid: (rec.order.cum, rec.order.leaves)
+                for (session, clordid), rec in v._by_clordid.items()
+                if session.endswith(f"->{client}")
+            }
+
+        return self.call(read)
+
     def skip_sequence(self, count: int, client: str | None = None) -> None:
         """Jump outgoing MsgSeqNum forward so the counterparty sees a gap and must recover."""
 

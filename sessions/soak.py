@@ -1,0 +1,282 @@
+"""The paired-leg soak: many spread trades against misbehaving venues, then a reckoning.
+
+Two simulated venues with market makers (the gold pair: AU in CNY per gram, GC in USD per
+troy ounce) reject some orders, part-fill others and answer late; once, mid-run, one venue
+cuts every connection. The gateway trades one pair unit at a time, alternating direction,
+through the paired-leg engine. At the end every trade must have ended aligned on whole
+units, no order may be working anywhere, and each venue's own record of what filled must
+agree with the OMS's, order by order.
+
+Used by the test suite (a bounded run) and ``bench/soak.py`` (a long one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from oms.clock import now_ns
+from oms.core import Oms
+from oms.orders import Order
+from oms.pairs import Direction, SpreadPair, TradeOutcome
+from sessions.demo import GW_BACKUP, GW_PRIMARY, gateway_config
+from sessions.gateway import Gateway
+from sessions.ports import free_port
+from sessions.simulator.config import VenueConfig
+from sessions.simulator.venue import Venue
+
+PAIR = "GOLD"
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    attempts: int = 2_000
+    reject_rate: float = 0.02
+    partial_fill_rate: float = 0.10
+    ack_delay_ms: int = 1  # on the outer venue: its acks and fills come late
+    drop_at: float | None = 0.5  # fraction of the run after which the inner venue cuts lines
+    max_position: int = 20  # the pair's position limit, in units: what "notional" means
+    seed: int = 2024
+    trade_timeout_s: float = 10.0
+
+
+@dataclass
+class SoakResult:
+    plan: SoakPlan
+    attempts: int = 0
+    refused: Counter[str] = field(default_factory=Counter)  # why trade_now said no
+    outcomes: Counter[str] = field(default_factory=Counter)
+    top_up_rounds: int = 0
+    unwind_rounds: int = 0
+    fault_to_balanced_ns: list[int] = field(default_factory=list)
+    held_imbalance_lots: Decimal = Decimal(0)  # worst |imbalance| left by the venues' answers
+    peak_imbalance_lots: Decimal = Decimal(0)  # worst |imbalance| at any moment
+    unit_lots: int = 0  # inner lots in one pair unit
+    residual_imbalance: Decimal = Decimal(0)
+    working_orders: int = 0
+    venue_working: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    orders: int = 0
+    drops: int = 0
+    stuck: int = 0  # trades that did not end within trade_timeout_s
+    duration_s: float = 0.0
+
+    @property
+    def completed(self) -> int:
+        return (
+            self.outcomes[TradeOutcome.FILLED.value] + self.outcomes[TradeOutcome.TOPPED_UP.value]
+        )
+
+    @property
+    def success_rate(self) -> float:
+        """Trades that ended with both legs filled (topped up within the slippage bound
+        included), of the trades sent."""
+        sent = sum(self.outcomes.values())
+        return self.completed / sent if sent else 0.0
+
+    @property
+    def exposure_share(self) -> float:
+        """Worst held imbalance as a share of the pair's notional at its position limit."""
+        limit_lots = self.unit_lots * self.plan.max_position
+        return float(self.held_imbalance_lots / limit_lots) if limit_lots else 0.0
+
+
+def venue_configs(plan: SoakPlan) -> tuple[VenueConfig, VenueConfig]:
+    clients = [GW_PRIMARY, GW_BACKUP]
+    deep = {"enabled": True, "interval_ms": 20, "levels": 5, "size": 60, "step_ticks": 1}
+    inner = VenueConfig.model_validate(
+        {
+            "id": "INNER",
+            "comp_id": "SOAK-INNER",
+            "port": free_port(),
+            "clients": clients,
+            "instruments": [
+                {
+                    "symbol": "AU",
+                    "currency": "CNY",
+                    "tick": "0.02",
+                    "contract_size": "1000",
+                    "contract_unit": "g",
+                    "prev_close": "560.00",
+                }
+            ],
+            "liquidity": {**deep, "seed": plan.seed},
+            "faults": {
+                "seed": plan.seed + 1,
+                "reject_rate": plan.reject_rate,
+                "partial_fill_rate": plan.partial_fill_rate,
+            },
+        }
+    )
+    outer = VenueConfig.model_validate(
+        {
+            "id": "OUTER",
+            "comp_id": "SOAK-OUTER",
+            "port": free_port(),
+            "clients": clients,
+            "instruments": [
+                {
+                    "symbol": "GC",
+                    "currency": "USD",
+                    "tick": "0.1",
+                    "contract_size": "100",
+                    "contract_unit": "troy_oz",
+                    "prev_close": "2402.5",
+                }
+            ],
+            "liquidity": {**deep, "size": 30, "seed": plan.seed + 2},
+            "faults": {
+                "seed": plan.seed + 3,
+                "reject_rate": plan.reject_rate,
+                "partial_fill_rate": plan.partial_fill_rate,
+                "ack_delay_ms": plan.ack_delay_ms,
+                "fill_delay_ms": plan.ack_delay_ms,
+            },
+        }
+    )
+    return inner, outer
+
+
+def soak_gateway_config(venues: list[Venue], work_dir: Path, plan: SoakPlan) -> Any:
+    """The demo's gateway configuration, with a pair the strategy never trades by itself
+    (the soak sends every trade) and a position limit that defines its notional."""
+    config = gateway_config(venues, work_dir)
+    data = config.model_dump(mode="json")
+    data["pairs"][0].update(
+        entry_spread="100000", exit_spread="-100000", max_position=plan.max_position
+    )
+    return type(config).model_validate(data)
+
+
+def run_soak(
+    plan: SoakPlan, work_dir: Path, progress: Callable[[int], None] | None = None
+) -> SoakResult:
+    """Run the plan against fresh venues and a fresh gateway; the venues are retired and
+    the gateway stopped before returning (a caller must not stop the venues again)."""
+    result = SoakResult(plan)
+    started = time.monotonic()
+    venues = [Venue(c) for c in venue_configs(plan)]
+    gateway: Gateway | None = None
+    try:
+        for venue in venues:
+            venue.start()
+        gateway = Gateway(soak_gateway_config(venues, work_dir, plan))
+        gateway.start()
+        if not gateway.wait_ready(30):
+            raise RuntimeError("the gateway did not log on to both venues within 30 s")
+        _trade_many(gateway, venues, plan, result, progress)
+        _reckon(gateway, venues, result)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for venue in venues:
+            venue.retire()
+        result.duration_s = time.monotonic() - started
+    return result
+
+
+def _trade_many(
+    gateway: Gateway,
+    venues: list[Venue],
+    plan: SoakPlan,
+    result: SoakResult,
+    progress: Callable[[int], None] | None,
+) -> None:
+    oms = gateway.oms
+    drop_after = int(plan.attempts * plan.drop_at) if plan.drop_at is not None else -1
+    position = 0
+    deadline_refused = 0.0
+    while result.attempts < plan.attempts:
+        direction = Direction.BUY_INNER if position <= 0 else Direction.SELL_INNER
+
+        def send(o: Oms, d: Direction = direction) -> SpreadPair | str:
+            return o.engine.trade_now(PAIR, d, 1, now_ns())
+
+        trade = oms.call(send)
+        if isinstance(trade, str):
+            result.refused[trade.split(" (")[0]] += 1
+            if not deadline_refused:
+                deadline_refused = time.monotonic() + 30
+            if time.monotonic() > deadline_refused:
+                raise RuntimeError(f"the gateway refused to trade for 30 s: {trade}")
+            time.sleep(0.005)
+            continue
+        deadline_refused = 0.0
+        assert isinstance(trade, SpreadPair)
+        result.attempts += 1
+        if result.attempts == drop_after:
+            result.drops += venues[0].drop_connections()
+        end = time.monotonic() + plan.trade_timeout_s
+        while trade.outcome is None and time.monotonic() < end:
+            time.sleep(0.0005)
+        if trade.outcome is None:
+            result.stuck += 1
+            _wait_idle(oms, plan.trade_timeout_s * 3)
+        position = oms.call(lambda o: o.pairs[PAIR].units)  # type: ignore[assignment]
+        if progress is not None:
+            progress(result.attempts)
+
+
+def _wait_idle(oms: Oms, timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if oms.call(lambda o: o.pairs[PAIR].working is None):
+            return
+        time.sleep(0.01)
+
+
+def _reckon(gateway: Gateway, venues: list[Venue], result: SoakResult) -> None:
+    oms = gateway.oms
+    _wait_idle(oms, 10)
+
+    def collect(o: Oms) -> tuple[list[SpreadPair], list[Order], Decimal, int]:
+        pair = o.pairs[PAIR]
+        orders = [o.orders.by_key(k) for t in pair.done for k in t.orders]
+        return (
+            list(pair.done),
+            [x for x in orders if x is not None],
+            pair.imbalance,
+            pair.spec.inner_lots,
+        )
+
+    trades, orders, imbalance, unit_lots = oms.call(collect)  # type: ignore[misc]
+    result.unit_lots = unit_lots
+    result.residual_imbalance = imbalance
+    result.orders = len(orders)
+    for trade in trades:
+        result.outcomes[trade.outcome.value if trade.outcome else "open"] += 1
+        result.top_up_rounds += trade.top_ups
+        result.unwind_rounds += trade.unwinds
+        result.held_imbalance_lots = max(result.held_imbalance_lots, trade.held_imbalance)
+        result.peak_imbalance_lots = max(result.peak_imbalance_lots, trade.peak_imbalance)
+        if trade.first_fault_ns is not None and trade.balanced_ns is not None:
+            result.fault_to_balanced_ns.append(trade.balanced_ns - trade.first_fault_ns)
+    result.working_orders = sum(1 for o in orders if o.working)
+    by_venue: dict[str, dict[str, tuple[int, int]]] = {}
+    for venue in venues:
+        seen: dict[str, tuple[int, int]] = {}
+        for client in (GW_PRIMARY, GW_BACKUP):
+            seen.update(venue.filled_by_clordid(client))
+        by_venue[venue.id] = seen
+        result.venue_working += sum(1 for _, leaves in seen.values() if leaves)
+    for order in orders:
+        venue_side = by_venue[order.venue].get(order.key)
+        if venue_side is None:
+            if order.fill_qty or order.acked:
+                result.mismatches.append(f"{order.key}: the OMS has it, {order.venue} does not")
+            continue
+        if venue_side[0] != order.fill_qty:
+            result.mismatches.append(
+                f"{order.key} on {order.venue}: the OMS counts {order.fill_qty} filled, "
+                f"the venue {venue_side[0]}"
+            )
+    keys = {k for o in orders for k in o.clordids}
+    for venue_id, seen in by_venue.items():
+        for clordid in seen:
+            if clordid not in keys:
+                result.mismatches.append(f"{clordid}: {venue_id} has it, the OMS does not")
