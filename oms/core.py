@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from oms.clock import now_ns
 from oms.commands import Command
@@ -25,6 +25,7 @@ from oms.events import (
     CancelRejected,
     ExecutionReceived,
     LineStateChanged,
+    MarketDataGap,
     MarketDataReceived,
     SessionRejected,
 )
@@ -36,10 +37,18 @@ from oms.receipts import Receipt
 
 log = logging.getLogger("cmc.oms")
 
-Event = MarketDataReceived | ExecutionReceived | CancelRejected | LineStateChanged | SessionRejected
+Event = (
+    MarketDataReceived
+    | ExecutionReceived
+    | CancelRejected
+    | LineStateChanged
+    | SessionRejected
+    | MarketDataGap
+)
 Hook = Callable[[Event, "Oms"], None]
 
 _STOP = object()
+T = TypeVar("T")
 
 
 class Oms:
@@ -84,10 +93,10 @@ class Oms:
             self._inbox.put(_STOP)
             self._thread.join(timeout)
 
-    def call(self, fn: Callable[[Oms], object], timeout: float = 5.0) -> object:
+    def call(self, fn: Callable[[Oms], T], timeout: float = 5.0) -> T:
         """Run ``fn(oms)`` on the OMS thread (for reads that must see a consistent state)."""
         done = threading.Event()
-        box: list[object] = []
+        box: list[T] = []
 
         def run(oms: Oms) -> None:
             box.append(fn(oms))
@@ -160,6 +169,11 @@ class Oms:
                 verdict=event.state.value,
                 reason=event.text,
                 data={"active": event.active.value if event.active else None},
+            )
+        elif isinstance(event, MarketDataGap):  # books stale until their next snapshot
+            stale = self.market.mark_stale(event.venue, event.symbols, event.reason, event.recv_ns)
+            self._event_receipt(
+                "event.market_data_gap", event, symbol=",".join(stale), reason=event.reason
             )
         elif isinstance(event, SessionRejected):
             self._event_receipt(

@@ -56,7 +56,7 @@ class Gateway:
             books = self.oms.call(
                 lambda oms: {k for k, b in oms.market.books.items() if b.bids or b.asks}
             )
-            if all(lines.values()) and wanted <= books:  # type: ignore[operator]
+            if all(lines.values()) and wanted <= books:
                 return True
             time.sleep(0.05)
         return False

@@ -12,6 +12,7 @@ Used by the test suite (a bounded run) and ``bench/soak.py`` (a long one).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -86,59 +87,69 @@ class SoakResult:
         return float(self.held_imbalance_lots / limit_lots) if limit_lots else 0.0
 
 
+_runs = itertools.count(1)
+
+
 def venue_configs(plan: SoakPlan) -> tuple[VenueConfig, VenueConfig]:
+    """Fresh CompIDs each call: a retired venue's sessions stay registered in the process."""
+    run = next(_runs)
+    inner, outer = venue_settings(plan)
+    inner["comp_id"] += f"-S{run}"
+    outer["comp_id"] += f"-S{run}"
+    return VenueConfig.model_validate(inner), VenueConfig.model_validate(outer)
+
+
+def venue_settings(plan: SoakPlan) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two venues as configuration data: deep, quickly refreshed markets, and the
+    plan's faults."""
     clients = [GW_PRIMARY, GW_BACKUP]
     deep = {"enabled": True, "interval_ms": 20, "levels": 5, "size": 60, "step_ticks": 1}
-    inner = VenueConfig.model_validate(
-        {
-            "id": "INNER",
-            "comp_id": "SOAK-INNER",
-            "port": free_port(),
-            "clients": clients,
-            "instruments": [
-                {
-                    "symbol": "AU",
-                    "currency": "CNY",
-                    "tick": "0.02",
-                    "contract_size": "1000",
-                    "contract_unit": "g",
-                    "prev_close": "560.00",
-                }
-            ],
-            "liquidity": {**deep, "seed": plan.seed},
-            "faults": {
-                "seed": plan.seed + 1,
-                "reject_rate": plan.reject_rate,
-                "partial_fill_rate": plan.partial_fill_rate,
-            },
-        }
-    )
-    outer = VenueConfig.model_validate(
-        {
-            "id": "OUTER",
-            "comp_id": "SOAK-OUTER",
-            "port": free_port(),
-            "clients": clients,
-            "instruments": [
-                {
-                    "symbol": "GC",
-                    "currency": "USD",
-                    "tick": "0.1",
-                    "contract_size": "100",
-                    "contract_unit": "troy_oz",
-                    "prev_close": "2402.5",
-                }
-            ],
-            "liquidity": {**deep, "size": 30, "seed": plan.seed + 2},
-            "faults": {
-                "seed": plan.seed + 3,
-                "reject_rate": plan.reject_rate,
-                "partial_fill_rate": plan.partial_fill_rate,
-                "ack_delay_ms": plan.ack_delay_ms,
-                "fill_delay_ms": plan.ack_delay_ms,
-            },
-        }
-    )
+    inner: dict[str, Any] = {
+        "id": "INNER",
+        "comp_id": "SOAK-INNER",
+        "port": free_port(),
+        "clients": clients,
+        "instruments": [
+            {
+                "symbol": "AU",
+                "currency": "CNY",
+                "tick": "0.02",
+                "contract_size": "1000",
+                "contract_unit": "g",
+                "prev_close": "560.00",
+            }
+        ],
+        "liquidity": {**deep, "seed": plan.seed},
+        "faults": {
+            "seed": plan.seed + 1,
+            "reject_rate": plan.reject_rate,
+            "partial_fill_rate": plan.partial_fill_rate,
+        },
+    }
+    outer: dict[str, Any] = {
+        "id": "OUTER",
+        "comp_id": "SOAK-OUTER",
+        "port": free_port(),
+        "clients": clients,
+        "instruments": [
+            {
+                "symbol": "GC",
+                "currency": "USD",
+                "tick": "0.1",
+                "contract_size": "100",
+                "contract_unit": "troy_oz",
+                "prev_close": "2402.5",
+            }
+        ],
+        "liquidity": {**deep, "size": 30, "seed": plan.seed + 2},
+        "faults": {
+            "seed": plan.seed + 3,
+            "reject_rate": plan.reject_rate,
+            "partial_fill_rate": plan.partial_fill_rate,
+            "ack_delay_ms": plan.ack_delay_ms,
+            "fill_delay_ms": plan.ack_delay_ms,
+        },
+    }
     return inner, outer
 
 
@@ -217,7 +228,7 @@ def _trade_many(
         if trade.outcome is None:
             result.stuck += 1
             _wait_idle(oms, plan.trade_timeout_s * 3)
-        position = oms.call(lambda o: o.pairs[PAIR].units)  # type: ignore[assignment]
+        position = oms.call(lambda o: o.pairs[PAIR].units)
         if progress is not None:
             progress(result.attempts)
 
@@ -244,7 +255,7 @@ def _reckon(gateway: Gateway, venues: list[Venue], result: SoakResult) -> None:
             pair.spec.inner_lots,
         )
 
-    trades, orders, imbalance, unit_lots = oms.call(collect)  # type: ignore[misc]
+    trades, orders, imbalance, unit_lots = oms.call(collect)
     result.unit_lots = unit_lots
     result.residual_imbalance = imbalance
     result.orders = len(orders)

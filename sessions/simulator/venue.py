@@ -9,6 +9,7 @@ follows it on that session, as a slow venue would).
 
 from __future__ import annotations
 
+import collections
 import functools
 import heapq
 import itertools
@@ -96,6 +97,7 @@ class Venue:
         self.instruments = {i.symbol: i for i in config.instrument_list()}
         self.engine = MatchingEngine(self.instruments.values(), phase=config.initial_phase)
         self.faults = Faults(config.faults)
+        self._scripted: collections.deque[str] = collections.deque()
         self.lp = (
             LiquidityProvider(self.engine, config.liquidity) if config.liquidity.enabled else None
         )
@@ -259,6 +261,18 @@ class Venue:
 
         return self.call(cut)
 
+    def script_faults(self, faults: list[str]) -> None:
+        """What happens to the next new orders, one entry each, before any random fault:
+        ``"reject"``, ``"fill:N"`` (at most N lots may fill) or ``"ok"``. For tests that
+        need one exact sequence of misfortunes."""
+        for fault in faults:
+            if fault not in ("reject", "ok") and not (
+                fault.startswith("fill:") and fault[5:].isdigit()
+            ):
+                raise ValueError(f'unknown scripted fault {fault!r}: "reject", "fill:N" or "ok"')
+
+        self.call(lambda v: v._scripted.extend(faults))
+
     def filled_by_clordid(self, client: str) -> dict[str, tuple[int, int]]:
         """Every order ``client`` sent, by each ClOrdID it answered to: (filled, leaves), as
         this venue's own books have it. What a gateway's records are reconciled against."""
@@ -267,7 +281,7 @@ class Venue:
             return {
                 clordid: (rec.order.cum, rec.order.leaves)
                 for (session, clordid), rec in v._by_clordid.items()
-                if session.endswith(f"->{client}")
+                if rec is not None and session.endswith(f"->{client}")
             }
 
         return self.call(read)
@@ -373,8 +387,13 @@ class Venue:
             self._reject_request(cmd, rpt.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
             return
         inst = self.instruments.get(cmd.symbol)
-        reject = Reason.INJECTED if self.faults.roll_reject() else None
-        cap = self.faults.roll_partial_cap(cmd.qty, inst.lot) if inst is not None else None
+        scripted = self._scripted.popleft() if self._scripted else None
+        if scripted is None:
+            reject = Reason.INJECTED if self.faults.roll_reject() else None
+            cap = self.faults.roll_partial_cap(cmd.qty, inst.lot) if inst is not None else None
+        else:
+            reject = Reason.INJECTED if scripted == "reject" else None
+            cap = int(scripted[5:]) if scripted.startswith("fill:") else None
         events = self.engine.submit(
             cmd.session,
             cmd.symbol,
