@@ -122,7 +122,7 @@ def kinds(gateway: Gateway, trade_id: str) -> list[str]:
 def test_a_rejected_leg_is_topped_up_and_the_trade_completes(
     market: tuple[Venue, Venue], tmp_path: Path, gateways: list[Gateway]
 ) -> None:
-    inner, outer = market
+    _, outer = market
     gateway = start_gateway(market, tmp_path)
     gateways.append(gateway)
     outer.script_faults(["reject"])
@@ -159,7 +159,7 @@ def test_a_part_filled_leg_is_topped_up_for_what_it_lacks(
 def test_a_leg_that_keeps_failing_is_unwound_after_the_last_top_up(
     market: tuple[Venue, Venue], tmp_path: Path, gateways: list[Gateway]
 ) -> None:
-    inner, outer = market
+    _, outer = market
     gateway = start_gateway(market, tmp_path, max_top_ups=2)
     gateways.append(gateway)
     outer.script_faults(["reject", "reject", "reject"])  # the leg and both top-ups
