@@ -39,19 +39,10 @@ class ExecutionPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mode: Literal["simultaneous", "quote_and_hedge"] = Field(
-        default="simultaneous",
-        description="simultaneous: both legs at once; quote_and_hedge: rest on quote_leg and "
-        "hedge each of its fills on the other leg in ratio",
-    )
     leg_order: Literal["ioc", "limit"] = Field(
         default="ioc", description="ioc, or a day limit cancelled after leg_timeout_ms"
     )
     leg_timeout_ms: int = Field(default=250, ge=1, le=600_000)
-    quote_leg: Literal["inner", "outer"] = Field(
-        default="inner", description="quote_and_hedge: the leg that rests (the less liquid one)"
-    )
-    quote_timeout_ms: int = Field(default=1_000, ge=1, le=3_600_000)
     top_up_pay_up_ticks: int = Field(default=2, ge=0, le=1_000)
     max_slippage_ticks: int = Field(default=10, ge=0, le=10_000)
     max_top_ups: int = Field(default=3, ge=0, le=100)
