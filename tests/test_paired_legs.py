@@ -17,6 +17,7 @@ import pytest
 
 from oms.clock import now_ns
 from oms.core import Oms
+from oms.enums import Side
 from oms.legs import Position, repair_span, whole_units_done
 from oms.pairs import Direction, SpreadPair, TradeOutcome
 from oms.receipts import ReceiptStore
@@ -238,3 +239,60 @@ def test_two_thousand_spread_attempts_under_faults_end_with_nothing_unhedged(
     assert result.drops >= 1
     assert result.top_up_rounds > 0  # the faults happened and were answered
     assert "open" not in result.outcomes
+
+
+# -- busts ---------------------------------------------------------------------------------
+
+
+def test_a_bust_after_the_trade_reopens_the_imbalance_and_it_is_repaired() -> None:
+    """The venue busts the inner fill of a finished trade (ExecType H): the pair holds 9
+    outer lots unhedged, so the engine tops the inner leg up again."""
+    from oms.events import ExecType, ExecutionReceived, LineRole, OrdStatus
+    from tests.test_oms_core import Harness, orders
+
+    h = Harness()
+    h.book("INNER", "AU", [("559.90", 60)], [("560.00", 60)])  # deep enough for two fills
+    h.book("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)])
+    inner, outer = orders(h)
+    h.fill_in_full(inner, "560.00")
+    h.fill_in_full(outer, "2406.0")
+    pair = h.oms.pairs["GOLD"]
+    assert pair.working is None and pair.units == 1
+    fill = h.oms.orders.by_key(inner.clordid).fills[-1]  # type: ignore[union-attr]
+
+    h.oms.handle(
+        ExecutionReceived(
+            venue="INNER",
+            line=LineRole.PRIMARY,
+            clordid=inner.clordid,
+            orig_clordid=None,
+            venue_order_id=f"V-{inner.clordid}",
+            exec_id="BUST-1",
+            exec_type=ExecType.TRADE_CANCEL,
+            ord_status=OrdStatus.CANCELED,
+            symbol="AU",
+            side=Side.BUY,
+            order_qty=28,
+            last_qty=0,
+            last_px=None,
+            cum_qty=0,
+            leaves_qty=0,
+            avg_px=Decimal(0),
+            transact_ns=None,
+            sending_ns=None,
+            recv_ns=next(h.clock),
+            exec_ref_id=fill.exec_id,
+        )
+    )
+
+    assert pair.imbalance == -28 and pair.working is not None
+    top_up = orders(h)[-1]
+    assert (top_up.venue, top_up.side, top_up.qty) == ("INNER", Side.BUY, 28)
+    assert [r.kind for r in h.receipts][-3:] == [
+        "decision.repair",
+        "decision.top_up",
+        "command.send_order",
+    ]
+    h.fill_in_full(top_up, "560.00")
+    assert pair.working is None and pair.units == 1 and pair.imbalance == 0
+    assert pair.done[-1].outcome is TradeOutcome.TOPPED_UP
