@@ -125,6 +125,7 @@ class MdEntry:
     symbol: str
     price: Decimal
     size: int | None
+    rpt_seq: int | None = None  # RptSeq(83): the instrument's update count, where sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +195,21 @@ class SessionRejected:
     text: str | None
     recv_ns: int
     raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataGap:
+    """Market data from a venue may have been lost: its books cannot be trusted.
+
+    The sessions post this when they see a sequence gap the venue filled without the
+    messages (venues do not replay market data), a jump in an instrument's RptSeq, or a
+    change of the line the data comes on; they have already asked for a fresh snapshot.
+    Until that snapshot arrives, the named books (every book of the venue when ``symbols``
+    is empty) are stale and no trigger fires on them.
+    """
+
+    venue: str
+    line: LineRole
+    symbols: tuple[str, ...]
+    reason: str
+    recv_ns: int

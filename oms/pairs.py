@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms.enums import Side
 from oms.instruments import Instrument
+from oms.triggers import TriggerConfig
 from oms.units import grams, leg_ratio
 
 
@@ -94,6 +95,7 @@ class PairConfig(BaseModel):
         "that a book that moves a little before the order lands still fills it",
     )
     execution: ExecutionPolicy = ExecutionPolicy()
+    trigger: TriggerConfig = TriggerConfig()
 
     @model_validator(mode="after")
     def _exit_below_entry(self) -> PairConfig:

@@ -63,6 +63,9 @@ def _timestamp(text: str | None) -> int | None:
 
 def decode(text: str, venue: str, line: LineRole, recv_ns: int) -> Decoded | None:
     """The event for an application or reject message, or None for ones the OMS ignores."""
+    md_type = _market_data_type(text)
+    if md_type is not None:
+        return _market_data(text, venue, line, recv_ns, snapshot=md_type == "W")
     fields = parse(text)
     tags = flat(fields)
     msg_type = tags.get(35)
@@ -110,8 +113,6 @@ def decode(text: str, venue: str, line: LineRole, recv_ns: int) -> Decoded | Non
             poss_dup=poss_dup,
             raw=text,
         )
-    if msg_type in ("W", "X"):
-        return _market_data(fields, tags, venue, line, recv_ns, snapshot=msg_type == "W")
     if msg_type in ("3", "j"):
         ref_seq = tags.get(45)
         return SessionRejected(
@@ -128,57 +129,98 @@ def decode(text: str, venue: str, line: LineRole, recv_ns: int) -> Decoded | Non
     return None
 
 
-def _market_data(
-    fields: list[tuple[int, str]],
-    tags: dict[int, str],
-    venue: str,
-    line: LineRole,
-    recv_ns: int,
-    *,
-    snapshot: bool,
-) -> MarketDataReceived:
-    """Entries of a W (each an implicit NEW for the snapshot's symbol) or an X."""
-    symbol = tags.get(55) if snapshot else None
-    delimiter = 269 if snapshot else 279
-    entries: list[MdEntry] = []
-    current: dict[int, str] | None = None
-    inside = False
+def _market_data_type(text: str) -> str | None:
+    """``"W"`` or ``"X"`` when ``text`` is market data, else None, without parsing it."""
+    at = text.find("\x0135=")
+    if at < 0:
+        return None
+    kind = text[at + 4 : at + 6]
+    return kind[0] if kind in ("W\x01", "X\x01") else None
 
-    def close(entry: dict[int, str] | None) -> None:
-        if entry is None:
-            return
-        size = entry.get(271)
+
+def _market_data(
+    text: str, venue: str, line: LineRole, recv_ns: int, *, snapshot: bool
+) -> MarketDataReceived:
+    """Entries of a W (each an implicit NEW for the snapshot's symbol) or an X.
+
+    Market data is most of what a gateway receives, so this reads the text in one pass,
+    comparing tags as text, rather than through ``fixwire.parse``. RptSeq(83), where a
+    venue's dialect puts it in the entries, is kept per entry so that the venue link can
+    see an instrument's updates go missing.
+    """
+    sending: str | None = None
+    md_req_id: str | None = None
+    symbol: str | None = None
+    delimiter = "269" if snapshot else "279"
+    entries: list[MdEntry] = []
+    inside = started = False
+    action = kind = entry_symbol = price = size = rpt_seq = None
+
+    def close() -> None:
+        if kind is None or price is None:
+            raise DecodeError("a market-data entry without MDEntryType(269) or MDEntryPx(270)")
+        if snapshot:
+            md_action, where = MdAction.NEW, symbol
+        else:
+            if action is None or entry_symbol is None:
+                raise DecodeError("an update entry without MDUpdateAction(279) or Symbol(55)")
+            md_action, where = _MD_ACTIONS[action], entry_symbol
+        if where is None:
+            raise DecodeError("a snapshot without Symbol(55)")
         entries.append(
             MdEntry(
-                action=MdAction.NEW if snapshot else _MD_ACTIONS[entry[279]],
-                entry_type=_MD_TYPES[entry[269]],
-                symbol=symbol if snapshot else entry[55],  # type: ignore[arg-type]
-                price=Decimal(entry[270]),
-                size=_qty(size, 271) if size is not None else None,
+                md_action,
+                _MD_TYPES[kind],
+                where,
+                Decimal(price),
+                None if size is None else int(size) if size.isdigit() else _qty(size, 271),
+                None if rpt_seq is None else int(rpt_seq),
             )
         )
 
-    for tag, value in fields:
-        if tag == 268:
-            inside = True
-            continue
-        if not inside or tag == 10:
+    for part in text.split("\x01"):
+        tag, _, value = part.partition("=")
+        if not inside:
+            if tag == "52":
+                sending = value
+            elif tag == "262":
+                md_req_id = value
+            elif tag == "55":
+                symbol = value
+            elif tag == "268":
+                inside = True
             continue
         if tag == delimiter:
-            close(current)
-            current = {}
-        if current is not None:
-            current[tag] = value
-    close(current)
+            if started:
+                close()
+            started = True
+            action = kind = entry_symbol = price = size = rpt_seq = None
+        if tag == "279":
+            action = value
+        elif tag == "269":
+            kind = value
+        elif tag == "55":
+            entry_symbol = value
+        elif tag == "270":
+            price = value
+        elif tag == "271":
+            size = value
+        elif tag == "83":
+            rpt_seq = value
+        elif tag == "10":
+            break
+    if started:
+        close()
+    snapshot_symbol = symbol if snapshot else None
     return MarketDataReceived(
-        venue=venue,
-        line=line,
-        md_req_id=tags.get(262),
-        snapshot=snapshot,
-        entries=tuple(entries),
-        sending_ns=_timestamp(tags.get(52)),
-        recv_ns=recv_ns,
-        snapshot_symbol=symbol,
+        venue,
+        line,
+        md_req_id,
+        snapshot,
+        tuple(entries),
+        parse_utc_timestamp(sending) if sending else None,
+        recv_ns,
+        snapshot_symbol,
     )
 
 

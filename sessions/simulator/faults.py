@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import quickfix as fix
+
+from sessions.fixengine import owned_session_id
 from sessions.simulator.config import FaultConfig
 
 
@@ -38,3 +41,51 @@ class Faults:
         if rate <= 0 or qty <= lot or self._rng.random() >= rate:
             return None
         return self._rng.randint(1, qty // lot - 1) * lot
+
+
+class MarketDataLoss:
+    """Market-data messages lost on the wire, on purpose, to test gap repair.
+
+    A lost message is one the venue believes it sent: it uses its MsgSeqNum and later
+    updates are computed against it, but it never arrives. The counterparty sees the gap at
+    the next message and asks for a resend; the venue has nothing stored under that number
+    and answers with a SequenceReset-GapFill, which is what venues do with market data
+    (they do not replay it). Losses are counted per session (``"SIM->T1"``) or for any.
+    Only the venue thread uses this.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str | None, int] = {}
+        self.lost = 0
+
+    def lose(self, count: int, session: str | None = None) -> None:
+        """Lose the next ``count`` market-data messages to ``session`` (to any when None)."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        self._pending[session] = self._pending.get(session, 0) + count
+
+    def roll(self, session: str) -> bool:
+        """Whether the message about to go to ``session`` is lost (and one loss used)."""
+        if not self._pending:
+            return False
+        for key in (session, None):
+            left = self._pending.get(key, 0)
+            if left > 0:
+                if left == 1:
+                    del self._pending[key]
+                else:
+                    self._pending[key] = left - 1
+                self.lost += 1
+                return True
+        return False
+
+
+def burn_sequence_number(session: str) -> bool:
+    """Use up the next outgoing MsgSeqNum of ``session`` (``"SENDER->TARGET"``) without
+    sending anything: what a message lost on the wire looks like to the counterparty."""
+    sender, _, target = session.partition("->")
+    found = fix.Session.lookupSession(owned_session_id(sender, target))
+    if found is None:
+        return False
+    found.setNextSenderMsgSeqNum(found.getExpectedSenderNum() + 1)
+    return True

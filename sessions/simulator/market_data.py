@@ -5,6 +5,10 @@ Books are published by price level, keyed by price: an update says a price level
 levels it was last sent, so the updates it gets are exactly the difference between that and
 the book now, and a consumer that applies them to the snapshot holds the venue's top N.
 Trades go out as MDEntryType 2 entries. Bad requests get a MarketDataRequestReject (35=Y).
+
+``loss`` loses chosen messages on the wire (``faults.MarketDataLoss``): the subscription
+goes on as if they had arrived, so a consumer that does not repair the gap holds a wrong
+book.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from oms.enums import Side
 from sessions.fixwire import Field, decimal_text, encode
 from sessions.simulator.commands import MarketDataRequest
+from sessions.simulator.faults import MarketDataLoss, burn_sequence_number
 from sessions.simulator.matching import Book, MatchingEngine, TradePrint
 
 BID, OFFER, TRADE = "0", "1", "2"
@@ -46,10 +51,17 @@ class MarketDataPublisher:
     """Owned by the venue thread: no locking, like the engine it reads."""
 
     def __init__(
-        self, engine: MatchingEngine, send: Callable[[str, str], None], max_depth: int
+        self,
+        engine: MatchingEngine,
+        send: Callable[[str, str], None],
+        max_depth: int,
+        loss: MarketDataLoss | None = None,
+        burn: Callable[[str], object] = burn_sequence_number,
     ) -> None:
         self._engine = engine
-        self._send = send
+        self._send_text = send
+        self.loss = loss or MarketDataLoss()
+        self._burn = burn
         self.messages_sent = 0
         self._max_depth = max_depth
         self._subs: dict[tuple[str, str], Subscription] = {}
@@ -106,6 +118,12 @@ class MarketDataPublisher:
 
     def _reject(self, req: MarketDataRequest, reason: str, text: str) -> None:
         self._send(req.session, encode("Y", [(262, req.md_req_id), (281, reason), (58, text)]))
+
+    def _send(self, session: str, text: str) -> None:
+        if self.loss.roll(session):
+            self._burn(session)
+        else:
+            self._send_text(session, text)
 
     def drop_session(self, session: str) -> None:
         for key in [k for k in self._subs if k[0] == session]:
