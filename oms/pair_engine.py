@@ -370,21 +370,14 @@ class PairEngine:
         waited = now - (trade.first_fault_ns or now)
         if waited > policy.max_top_up_ms * _MS:
             return [], f"{waited / _MS:.1f} ms since the first fault (bound {policy.max_top_up_ms})"
-        spec = pair.spec
-        d_inner, d_outer = pair.legs.deltas_to(trade.to_units, spec.inner_lots, spec.outer_lots)
         legs: list[NewLeg] = []
-        for leg, delta in ((Leg.INNER, d_inner), (Leg.OUTER, d_outer)):
-            if not delta:
-                continue
-            inst = pair.instrument(leg)
-            side = side_of(delta)
-            book = self.desk.market.books.get((inst.venue, inst.symbol))
+        for leg, inst, side, qty, book in self._moves(pair, trade.to_units):
             ticks = policy.top_up_pay_up_ticks * (trade.top_ups + 1)
-            limit = aggressive_limit(book, side, abs(delta), ticks, inst.tick)
+            limit = aggressive_limit(book, side, qty, ticks, inst.tick)
             first = trade.leg_limits.get(leg.value)
             cap = away(first, side, policy.max_slippage_ticks, inst.tick) if first else None
             if limit is None:
-                return [], f"{leg.value} book cannot fill {abs(delta)} lots to top up"
+                return [], f"{leg.value} book cannot fill {qty} lots to top up"
             if cap is not None and beyond(limit, cap, side):
                 limit = cap  # the bound holds: top up at it, and unwind what it misses
                 best = _best(book, side)
@@ -393,7 +386,7 @@ class PairEngine:
                         f"{leg.value} top-up needs {limit} or worse, past the "
                         f"{policy.max_slippage_ticks}-tick slippage bound {cap}"
                     )
-            legs.append(NewLeg(leg, side, abs(delta), limit, TimeInForce.IOC, "top_up"))
+            legs.append(NewLeg(leg, side, qty, limit, TimeInForce.IOC, "top_up"))
         return legs, f"round {trade.top_ups + 1}: re-send what the lagging leg lacks"
 
     def _unwind(self, pair: PairBook, trade: SpreadPair, cause_ns: int | None, why: str) -> None:
@@ -402,15 +395,9 @@ class PairEngine:
         m, n = spec.inner_lots, spec.outer_lots
         done = whole_units_done(pair.legs, trade.from_units, trade.to_units, m, n)
         target = trade.from_units + trade.step * done
-        d_inner, d_outer = pair.legs.deltas_to(target, m, n)
         legs: list[NewLeg] = []
-        for leg, delta in ((Leg.INNER, d_inner), (Leg.OUTER, d_outer)):
-            if not delta:
-                continue
-            inst = pair.instrument(leg)
-            side = side_of(delta)
-            book = self.desk.market.books.get((inst.venue, inst.symbol))
-            limit = aggressive_limit(book, side, abs(delta), policy.unwind_pay_up_ticks, inst.tick)
+        for leg, inst, side, qty, book in self._moves(pair, target):
+            limit = aggressive_limit(book, side, qty, policy.unwind_pay_up_ticks, inst.tick)
             if limit is None:
                 self.desk.record(
                     Receipt.of(
@@ -421,17 +408,32 @@ class PairEngine:
                         venue=inst.venue,
                         symbol=inst.symbol,
                         verdict="retry",
-                        reason=f"the {leg.value} book cannot take {abs(delta)} lots; retry in "
+                        reason=f"the {leg.value} book cannot take {qty} lots; retry in "
                         f"{policy.retry_after_ms} ms",
                     )
                 )
                 self._book_retry(pair, trade)
                 return
-            legs.append(NewLeg(leg, side, abs(delta), limit, TimeInForce.IOC, "unwind"))
+            legs.append(NewLeg(leg, side, qty, limit, TimeInForce.IOC, "unwind"))
         trade.unwinds += 1
         self._send_round(
             pair, trade, legs, "decision.unwind", f"{why}; back to {target} unit(s)", cause_ns
         )
+
+    def _moves(
+        self, pair: PairBook, units: int
+    ) -> list[tuple[Leg, Instrument, Side, int, Book | None]]:
+        """Each leg that must trade for the pair to stand aligned at ``units``: the leg, its
+        instrument, the side, the lots and the book to price it on."""
+        spec = pair.spec
+        deltas = pair.legs.deltas_to(units, spec.inner_lots, spec.outer_lots)
+        moves = []
+        for leg, delta in zip((Leg.INNER, Leg.OUTER), deltas, strict=True):
+            if delta:
+                inst = pair.instrument(leg)
+                book = self.desk.market.books.get((inst.venue, inst.symbol))
+                moves.append((leg, inst, side_of(delta), abs(delta), book))
+        return moves
 
     def _send_round(
         self,
