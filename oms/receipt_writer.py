@@ -13,18 +13,31 @@ little as it can:
   them as one message down a pipe to the child. That is the only Python work the writer
   adds to the parent; each chunk is a short burst under the GIL (``stats().max_burst_ns``)
   and the thread gives the GIL back in the ``write`` after it, or while it sleeps.
-* The child owns the :class:`~oms.receipts.ReceiptStore`, commits a batch (one
-  transaction) once it holds ``batch_size`` receipts or its oldest has waited
-  ``interval_ms``, and acknowledges every commit.
+* The child owns the :class:`~oms.receipts.ReceiptStore`. It seals each batch (``seq``, the
+  hop times, the hash chain: ``oms.receipt_chain``), in order, and commits it once it holds
+  ``batch_size`` receipts or its oldest has waited ``interval_ms`` (a COPY on PostgreSQL).
+  It acknowledges each batch once it is kept.
+
+When the store refuses a batch (the server is down or cut off), the child writes the sealed
+batch to a local append-only spool (``oms.receipt_spool``, fsynced) and acknowledges it as
+kept; later batches follow it there, and every ``retry_ms`` the child tries to replay the
+spool into the store, in order. If the spool is full too, the batch is not acknowledged and
+the writer is *halted* (:attr:`ReceiptWriter.halted`): the gateway sends no order while it
+is, because there is no trading without an audit trail. A spool left by a run that ended
+during an outage is replayed when the next writer starts.
 
 The parent keeps every receipt it shipped until the child acknowledges it. When the child
-dies (killed, crashed, its database gone after retries), ``append`` still never raises: the
-sender records the error, and the unacknowledged receipts stay in memory with everything
-appended since, up to ``max_backlog`` (past that, receipts are counted as dropped).
-``close()`` then raises :class:`ReceiptLossError` with the counts, and
-:meth:`ReceiptWriter.unwritten` hands the kept receipts over (a later spool writes them out).
-A receipt the child committed just before dying, without its acknowledgement getting out,
-is reported unconfirmed though it is in the table: at most the last batch.
+dies (killed, crashed), ``append`` still never raises: the sender records the error, and the
+unacknowledged receipts stay in memory with everything appended since, up to
+``max_backlog`` (past that, receipts are counted as dropped). ``close()`` then raises
+:class:`ReceiptLossError` with the counts, and :meth:`ReceiptWriter.unwritten` hands the
+kept receipts over. A receipt the child committed just before dying, without its
+acknowledgement getting out, is reported unconfirmed though it is in the table: at most the
+last batch.
+
+With ``fix_log`` the child first reconciles the store against the FIX messages quickfix
+logged (``oms.audit.reconcile``): a message sent or received without a receipt gets one
+then, before anything else is recorded.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -43,16 +57,27 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from oms.receipts import DEFAULT_URL, Receipt, ReceiptFields, ReceiptStore, as_fields, safe_url
+from oms.receipt_spool import DEFAULT_MAX_BYTES
+from oms.receipts import (
+    DEFAULT_URL,
+    Receipt,
+    ReceiptFields,
+    ReceiptStore,
+    as_fields,
+    safe_url,
+    sqlite_path,
+)
+
+if TYPE_CHECKING:
+    from oms.audit.reconcile import FixLogSpec
 
 log = logging.getLogger(__name__)
 
 _PICKLE: Final = pickle.HIGHEST_PROTOCOL
-_RETRY_DELAYS_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
-"""A failed batch is tried this many times, after these pauses, before the child gives up."""
 
 _MAX_ERRORS: Final = 100
 
@@ -65,8 +90,8 @@ class ReceiptWriterError(RuntimeError):
 class WriterStats:
     """Where every appended receipt is: a snapshot, exact once the writer is closed.
 
-    ``appended = written + unconfirmed + dropped + rejected`` after ``close()``; while the
-    writer runs the counts are read without a lock and may be a chunk apart.
+    ``appended = written + spooled + unconfirmed + dropped + rejected`` after ``close()``;
+    while the writer runs the counts are read without a lock and may be a chunk apart.
     """
 
     appended: int
@@ -83,8 +108,10 @@ class WriterStats:
     """Refused by ``append()`` because ``max_backlog`` receipts were already waiting: lost."""
     rejected: int
     """Not receipts at all (could not be turned into fields): lost."""
+    spooled: int
+    """Kept in the local spool (the store was unreachable), not yet replayed into it."""
     last_seq: int | None
-    """The ``seq`` of the last receipt committed, as last reported."""
+    """The ``seq`` of the last receipt kept (committed or spooled), as last reported."""
     child_pid: int | None
     child_alive: bool
     child_exitcode: int | None
@@ -94,8 +121,15 @@ class WriterStats:
     """The most CPU time the sender spent preparing one chunk: how long it held the GIL
     without a break (the send that follows gives it back)."""
     retries: int
-    """Batches the writer process had to try again (a database error that then cleared)."""
+    """Times the writer process started spooling because the store refused a batch."""
+    halted: str | None
+    """Why receipts cannot be kept now (spool full, writer process gone), or None."""
     errors: tuple[str, ...]
+
+    @property
+    def recorded(self) -> int:
+        """Kept for good: committed to the store, or in the spool until it is back."""
+        return self.written + self.spooled
 
     @property
     def unconfirmed(self) -> int:
@@ -134,14 +168,32 @@ class ReceiptLossError(ReceiptWriterError):
 WRITER_NICENESS = 10
 
 
-def _child_main(
-    url: str, conn: Connection, acks: Connection, batch_size: int, interval_s: float
-) -> None:
-    """The writer process: receive chunks, commit batches, acknowledge each commit.
+def default_spool_dir(url: str) -> Path:
+    """Where a store's spool goes unless told: beside a SQLite file, else under ``var/``
+    of the working directory, in a folder named for the store (password left out)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return path.with_name(path.name + ".spool")
+    digest = hashlib.sha256(safe_url(url).encode()).hexdigest()[:16]
+    return Path("var") / "receipt-spool" / digest
 
-    Exits after a ``close`` message (flushing first), or when the parent's end of the pipe
-    closes (flushing what it has: the parent died), or when a batch still fails after every
-    retry (exit code 3, with an ``error`` message sent first).
+
+@dataclass(frozen=True, slots=True)
+class _ChildConfig:
+    url: str
+    batch_size: int
+    interval_s: float
+    retry_s: float
+    spool_dir: Path
+    spool_max_bytes: int
+    fix_log: FixLogSpec | None
+
+
+def _child_main(config: _ChildConfig, conn: Connection, acks: Connection) -> None:
+    """The writer process: receive chunks, keep batches, acknowledge each one kept.
+
+    Exits after a ``close`` message (keeping what it has first), or when the parent's end of
+    the pipe closes (keeping what it has: the parent died).
     """
     # Ctrl-C in the gateway's terminal reaches the whole process group: the parent decides
     # when this process ends, through close() or by going away.
@@ -156,64 +208,124 @@ def _child_main(
         with contextlib.suppress(OSError):
             acks.send(msg)
 
+    from oms.receipt_recorder import Recorder, describe
+    from oms.receipt_spool import Spool
+
     try:
-        store = ReceiptStore(url)
+        store = ReceiptStore(config.url)
     except Exception as exc:
-        tell("error", f"cannot open the receipt store {safe_url(url)}: {exc!r}")
+        tell("error", f"cannot open the receipt store {safe_url(config.url)}: {describe(exc)}")
         raise SystemExit(2) from None
 
-    written = 0
+    recorder = Recorder(store, Spool(config.spool_dir, config.spool_max_bytes), lambda *m: tell(*m))
+    try:
+        _child_loop(config, recorder, conn, tell)
+    finally:
+        store.close()
+
+
+def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any) -> None:
     buffer: list[ReceiptFields] = []
     last_chunk = -1
     oldest = 0.0
+    blocked = False  # the buffer could be kept neither in the store nor in the spool
+    halted = False
+    retry_at = 0.0
+
+    if recorder.spooling:
+        recorder.replay()
+    if config.fix_log is not None and not recorder.spooling:
+        from oms.audit.reconcile import reconcile_at_start
+
+        try:
+            found = reconcile_at_start(recorder.store, config.fix_log)
+        except Exception as exc:  # a reconciliation that fails is recorded, never fatal
+            found = [
+                as_fields(
+                    Receipt.of(
+                        "audit.reconcile",
+                        ts_ns=time.time_ns(),
+                        verdict="failed",
+                        reason=f"reconciliation with the FIX log failed: {exc!r}",
+                    )
+                )
+            ]
+        if not recorder.record(found):
+            tell("error", f"the reconciliation's receipts could not be kept: {recorder.last_error}")
+    base = recorder.committed_seq if not recorder.spooling else recorder.head.seq
+    base_spooled = recorder.spooled
+
+    def counts() -> tuple[int, int, int]:
+        spooled_now = max(0, recorder.spooled - base_spooled)
+        written = max(0, recorder.head.seq - base - spooled_now)
+        return written, spooled_now, recorder.head.seq
 
     def flush() -> None:
-        nonlocal written
+        nonlocal blocked, halted
         if not buffer:
             return
-        for attempt, delay in enumerate(_RETRY_DELAYS_S):
-            time.sleep(delay)
-            try:
-                store.append_fields(buffer)
-                break
-            except Exception as exc:
-                if attempt == len(_RETRY_DELAYS_S) - 1:
-                    tell(
-                        "error",
-                        f"receipt batch of {len(buffer)} failed {attempt + 1} times, giving "
-                        f"up: {exc!r}",
-                    )
-                    raise SystemExit(3) from None
-                tell("retry", f"receipt batch of {len(buffer)} failed, retrying: {exc!r}")
-        written += len(buffer)
-        buffer.clear()
-        tell("written", last_chunk, written, store.next_seq - 1)
+        was_spooling = recorder.spooling
+        if recorder.record(buffer):
+            buffer.clear()
+            blocked = False
+            written, spooled, last_seq = counts()
+            tell("kept", last_chunk, written, spooled, last_seq)
+            if halted:
+                halted = False
+                tell("resume")
+        else:
+            blocked = True
+            if not halted:
+                halted = True
+                tell("halt", f"receipts cannot be kept: {recorder.last_error}")
+        if recorder.spooling and not was_spooling:
+            tell("retry", recorder.last_error)
 
-    try:
-        tell("ready", store.next_seq - 1)
-        while True:
-            timeout = None if not buffer else max(0.0, oldest + interval_s - time.monotonic())
-            if not conn.poll(timeout):
-                flush()  # the oldest has waited interval_ms
-                continue
+    def retry() -> None:
+        nonlocal retry_at
+        retry_at = time.monotonic() + config.retry_s
+        if recorder.spooling and recorder.replay():
+            written, spooled, last_seq = counts()
+            tell("kept", last_chunk, written, spooled, last_seq)
+        if blocked:
+            flush()
+
+    tell("ready", recorder.head.seq, recorder.spooled)
+    while True:
+        now = time.monotonic()
+        deadlines = []
+        if buffer and not blocked:
+            deadlines.append(oldest + config.interval_s)
+        if recorder.spooling or blocked:
+            deadlines.append(retry_at)
+        timeout = None if not deadlines else max(0.0, min(deadlines) - now)
+        if conn.poll(timeout):
             try:
                 message = pickle.loads(conn.recv_bytes())
             except EOFError:  # the parent is gone: keep what we have, then go
+                if recorder.spooling:
+                    recorder.replay()
                 flush()
                 return
             if message[0] == "close":
+                if recorder.spooling:
+                    recorder.replay()
                 flush()
-                tell("closed", written)
+                written, spooled, _ = counts()
+                tell("closed", written, spooled, len(buffer))
                 return
             _, chunk_no, rows = message
             if not buffer:
                 oldest = time.monotonic()
             buffer.extend(rows)
             last_chunk = chunk_no
-            if len(buffer) >= batch_size:
+            if len(buffer) >= config.batch_size and not blocked:
                 flush()
-    finally:
-        store.close()
+        now = time.monotonic()
+        if (recorder.spooling or blocked) and now >= retry_at:
+            retry()
+        elif buffer and not blocked and now >= oldest + config.interval_s:
+            flush()
 
 
 # --- the parent side --------------------------------------------------------------------------
@@ -251,6 +363,13 @@ class ReceiptWriter:
     max_backlog
         Receipts waiting in the parent before ``append`` starts dropping (and counting) them:
         the memory bound when the child is slow or dead.
+    spool_dir, spool_max_bytes
+        Where sealed receipts go while the store is unreachable, and how much they may take
+        before the writer halts (default: :func:`default_spool_dir`, 1 GiB).
+    retry_ms
+        How often the child tries to replay the spool (or to keep a batch it could not).
+    fix_log
+        The FIX log to reconcile the store with before the writer says it is ready.
     """
 
     def __init__(
@@ -264,14 +383,27 @@ class ReceiptWriter:
         max_in_flight: int | None = None,
         max_backlog: int = 1_000_000,
         start_timeout_s: float = 60.0,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        retry_ms: float = 1_000.0,
+        fix_log: FixLogSpec | None = None,
     ) -> None:
         if batch_size < 1 or chunk < 1 or max_backlog < 1:
             raise ValueError("batch_size, chunk and max_backlog must be at least 1")
-        if interval_ms <= 0 or ship_every_ms <= 0:
-            raise ValueError("interval_ms and ship_every_ms must be positive")
+        if interval_ms <= 0 or ship_every_ms <= 0 or retry_ms <= 0:
+            raise ValueError("interval_ms, ship_every_ms and retry_ms must be positive")
         self._url = url
+        self.spool_dir = spool_dir if spool_dir is not None else default_spool_dir(url)
+        self._child_config = _ChildConfig(
+            url=url,
+            batch_size=batch_size,
+            interval_s=interval_ms / 1e3,
+            retry_s=retry_ms / 1e3,
+            spool_dir=self.spool_dir,
+            spool_max_bytes=spool_max_bytes,
+            fix_log=fix_log,
+        )
         self._batch_size = batch_size
-        self._interval_s = interval_ms / 1e3
         self._ship_every_s = ship_every_ms / 1e3
         self._chunk = chunk
         self._max_in_flight = max(max_in_flight or 4 * batch_size, 2 * batch_size, chunk)
@@ -289,6 +421,8 @@ class ReceiptWriter:
         self._rejected = 0
         self._next_chunk = 0
         self._written = 0
+        self._spooled = 0
+        self._halted: str | None = None
         self._last_seq: int | None = None
         self._retries = 0
         self._sender_cpu_ns = 0
@@ -324,7 +458,7 @@ class ReceiptWriter:
             fcntl.fcntl(data_w.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         process = ctx.Process(
             target=_child_main,
-            args=(self._url, data_r, acks_w, self._batch_size, self._interval_s),
+            args=(self._child_config, data_r, acks_w),
             name="cmc-receipt-writer",
             daemon=True,
         )
@@ -333,11 +467,19 @@ class ReceiptWriter:
         acks_w.close()
         self._process, self._conn, self._acks = process, data_w, acks_r
 
-        ready = wait([acks_r, process.sentinel], timeout=self._start_timeout_s)
+        deadline = time.monotonic() + self._start_timeout_s
         message: Any = None
-        if acks_r in ready:
-            with contextlib.suppress(EOFError, OSError):
-                message = acks_r.recv()
+        ready: list[Any] = []
+        while True:  # notes sent while the child starts (a spool replayed) come first
+            ready = wait([acks_r, process.sentinel], max(0.0, deadline - time.monotonic()))
+            message = None
+            if acks_r in ready:
+                with contextlib.suppress(EOFError, OSError):
+                    message = acks_r.recv()
+            if message and message[0] in ("spooling", "replayed", "retry"):
+                log.warning("%s", message[1])
+                continue
+            break
         if not message or message[0] != "ready":
             reason = (
                 message[1]
@@ -354,6 +496,13 @@ class ReceiptWriter:
                 f"receipt writer for {safe_url(self._url)} did not start: {reason}"
             )
         self._last_seq = message[1]
+        if message[2]:
+            log.warning(
+                "%d receipts of an earlier run wait in the spool %s for %s",
+                message[2],
+                self.spool_dir,
+                safe_url(self._url),
+            )
 
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -378,14 +527,27 @@ class ReceiptWriter:
             self._pending.append(receipt)
         else:
             self._dropped += 1
+            if self._halted is None:
+                self._halted = "the receipt backlog is full: receipts are being dropped"
+
+    @property
+    def halted(self) -> str | None:
+        """Why receipts cannot be kept right now, or None while they can.
+
+        Set while the store is unreachable *and* the spool is full, once the writer process
+        is gone, and once a receipt had to be dropped; the gateway sends no order while it
+        is set. Read from any thread: one attribute read.
+        """
+        return self._halted
 
     def close(self, timeout: float = 30.0) -> int:
         """Send everything, let the child commit it, wait for it to end (at most ``timeout``).
 
-        Returns how many receipts the writer process committed. Raises
-        :class:`ReceiptLossError` if any appended receipt is not confirmed written, or the
-        process did not end cleanly; the receipts it kept are in :meth:`unwritten`. A second
-        call returns (or raises) the same again.
+        Returns how many receipts the writer process kept: committed to the store, or in
+        the spool when the store is unreachable (they are replayed when a writer starts
+        again). Raises :class:`ReceiptLossError` if any appended receipt is not confirmed
+        kept, or the process did not end cleanly; the receipts it holds are in
+        :meth:`unwritten`. A second call returns (or raises) the same again.
         """
         if isinstance(self._result, ReceiptLossError):
             raise self._result
@@ -423,8 +585,16 @@ class ReceiptWriter:
         process = self._process
         clean = process is None or (self._child_closed and process.exitcode == 0)
         if stats.lost == 0 and clean:
-            self._result = stats.written
-            return stats.written
+            if stats.spooled:
+                log.warning(
+                    "%d receipts are in the spool %s: the store %s was unreachable; they go "
+                    "into it when a receipt writer starts again",
+                    stats.spooled,
+                    self.spool_dir,
+                    safe_url(self._url),
+                )
+            self._result = stats.recorded
+            return stats.recorded
         parts = [
             f"{stats.unconfirmed} unconfirmed (kept in memory, see unwritten())",
             f"{stats.dropped} dropped",
@@ -435,7 +605,8 @@ class ReceiptWriter:
             parts.append(f"writer process {process.pid} ended badly (exit code {process.exitcode})")
         message = (
             f"receipts not confirmed written to {safe_url(self._url)}: "
-            f"{stats.written} of {stats.appended} written; " + ", ".join(parts)
+            f"{stats.written} of {stats.appended} written, {stats.spooled} spooled; "
+            + ", ".join(parts)
         )
         if stats.errors:
             message += "; errors: " + " | ".join(stats.errors[-5:])
@@ -461,6 +632,7 @@ class ReceiptWriter:
             in_flight=self._in_flight_n,
             dropped=self._dropped,
             rejected=self._rejected,
+            spooled=self._spooled,
             last_seq=self._last_seq,
             child_pid=None if process is None else process.pid,
             child_alive=False if process is None else process.is_alive(),
@@ -468,6 +640,7 @@ class ReceiptWriter:
             sender_cpu_ns=self._sender_cpu_ns,
             max_burst_ns=self._max_burst_ns,
             retries=self._retries,
+            halted=self._halted,
             errors=tuple(self._errors),
         )
 
@@ -574,18 +747,27 @@ class ReceiptWriter:
             while acks.poll():
                 message = acks.recv()
                 kind = message[0]
-                if kind == "written":
-                    _, chunk_no, written, last_seq = message
+                if kind == "kept":
+                    _, chunk_no, written, spooled, last_seq = message
                     in_flight = self._in_flight
                     while in_flight and in_flight[0][0] <= chunk_no:
                         self._in_flight_n -= len(in_flight.popleft()[1])
-                    self._written = written
-                    self._last_seq = last_seq
+                    self._written, self._spooled, self._last_seq = written, spooled, last_seq
                 elif kind == "closed":
+                    self._written, self._spooled = message[1], message[2]
                     self._child_closed = True
                 elif kind == "retry":
                     self._retries += 1
                     self._error(message[1])
+                elif kind in ("spooling", "replayed"):
+                    log.warning("%s", message[1])
+                elif kind == "halt":
+                    self._halted = message[1]
+                    self._error(f"{message[1]}; no order goes out until they can")
+                elif kind == "resume":
+                    if self._dropped == 0 and not self._child_gone:
+                        self._halted = None
+                    log.warning("receipts can be kept again")
                 elif kind == "error":
                     self._error(message[1])
         except (EOFError, OSError):
@@ -593,6 +775,8 @@ class ReceiptWriter:
 
     def _on_child_gone(self) -> None:
         self._child_gone = True
+        if not (self._closing.is_set() and self._child_closed):
+            self._halted = "the receipt writer process is gone"
         process = self._process
         assert process is not None
         process.join(1.0)

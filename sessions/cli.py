@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
+from sessions.cli_audit import audit
 from sessions.config_loader import ConfigError
 from sessions.fixengine import EngineStartError, exit_process
 
@@ -269,6 +270,9 @@ def trade(
         pass
     finally:
         client.stop()
+
+
+cli.add_command(audit)
 
 
 def main() -> None:

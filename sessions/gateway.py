@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+from oms.audit.reconcile import FixLogSpec
 from oms.commands import Command
 from oms.core import Oms
 from oms.receipt_writer import ReceiptWriter
@@ -25,7 +26,12 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         _make_sqlite_dir(config.receipts_url)
-        self.receipts = ReceiptWriter(config.receipts_url)
+        state = config.store_dir.parent
+        self.receipts = ReceiptWriter(
+            config.receipts_url,
+            spool_dir=state / "receipt-spool",
+            fix_log=FixLogSpec(state / "fixlog", session_map(config)),
+        )
         self.oms = Oms(
             pairs=config.pair_specs(),
             send=self._send,
@@ -35,7 +41,13 @@ class Gateway:
         self._started = False
 
     def _send(self, command: Command) -> bool:
-        """The OMS needs a sender before the sessions exist (they post to the OMS)."""
+        """The OMS needs a sender before the sessions exist (they post to the OMS).
+
+        Nothing goes out while receipts cannot be kept (store down and spool full, writer
+        gone): no trading without an audit trail.
+        """
+        if self.receipts.halted is not None:
+            return False
         return self.sessions.send(command)
 
     def start(self) -> None:
@@ -75,3 +87,13 @@ def _make_sqlite_dir(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != prefix + ":memory:":
         Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def session_map(config: GatewayConfig) -> dict[tuple[str, str], tuple[str, str]]:
+    """(our CompID, the venue's CompID) -> (venue id, line role) for every gateway line:
+    which FIX log belongs to which venue and line, for reconciling receipts with it."""
+    return {
+        (line.sender_comp_id, line.target_comp_id): (venue.id, line.role.value)
+        for venue in config.venues
+        for line in venue.lines
+    }

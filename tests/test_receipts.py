@@ -1,4 +1,4 @@
-"""Receipts: the append-only store (SQLite files, one PostgreSQL run) and the writer process.
+"""Receipts: the append-only store (SQLite files, PostgreSQL), its migrations and the writer.
 
 No mocks: every store is a real SQLite file under tmp_path (or a real PostgreSQL schema), and
 every writer runs a real ``spawn``ed process.
@@ -21,9 +21,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from oms.audit.verify import verify_chain
 from oms.events import LineRole
+from oms.receipt_migrations import HEAD, VERSION_TABLE, current_revision
 from oms.receipt_writer import ReceiptLossError, ReceiptWriter, ReceiptWriterError
-from oms.receipts import FIELD_NAMES, RECEIPTS, Receipt, ReceiptStore
+from oms.receipts import FIELD_NAMES, RECEIPTS, Base, Receipt, ReceiptStore
 
 SOH = "\x01"
 RAW_ER = (
@@ -256,10 +258,108 @@ def test_a_batch_is_one_transaction(tmp_path: Path) -> None:
 
 def test_product_code_never_updates_or_deletes() -> None:
     root = Path(__file__).resolve().parent.parent / "oms"
-    for name in ("receipts.py", "receipt_writer.py"):
+    receipt_path = [
+        "receipts.py",
+        "receipt_writer.py",
+        "receipt_chain.py",
+        "receipt_recorder.py",
+        "receipt_spool.py",
+        "receipt_schema.py",
+        *(f"audit/{p.name}" for p in (root / "audit").glob("*.py")),
+    ]
+    for name in receipt_path:
         text = (root / name).read_text().lower()
         for word in (".update(", ".delete(", "update ", "delete from", "truncate"):
             assert word not in text, f"{name} contains {word!r}"
+
+
+def test_the_database_refuses_changes_to_a_receipt(tmp_path: Path) -> None:
+    """The append-only guard: a trigger refuses UPDATE and DELETE (the hash chain is what
+    shows changes made by someone who drops it first)."""
+    with ReceiptStore(sqlite_url(tmp_path)) as store:
+        store.append_batch(numbered(2))
+        for statement in ("UPDATE receipts SET verdict = 'x'", "DELETE FROM receipts"):
+            with (
+                pytest.raises(sa.exc.IntegrityError, match="append-only"),
+                store.engine.begin() as c,
+            ):
+                c.exec_driver_sql(statement)
+        assert store.count() == 2
+
+
+def test_the_model_matches_the_migrations(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with ReceiptStore(sqlite_url(tmp_path)) as store, store.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), Base.metadata
+        )
+        assert diff == []
+        assert current_revision(conn) == HEAD
+
+
+def test_a_store_from_before_migrations_is_upgraded(tmp_path: Path) -> None:
+    """A file made by the first releases (create_all, no version table, no chain) opens:
+    stamped at the first revision, upgraded; its old rows are reported unchained and the
+    new ones are chained."""
+    url = sqlite_url(tmp_path)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE receipts (id INTEGER NOT NULL, seq BIGINT NOT NULL, kind VARCHAR "
+            "NOT NULL, ts_ns BIGINT NOT NULL, cause_ns BIGINT, latency_ns BIGINT, venue "
+            "VARCHAR, line VARCHAR, symbol VARCHAR, clordid VARCHAR, venue_order_id VARCHAR, "
+            "exec_id VARCHAR, pair_id VARCHAR, verdict VARCHAR, reason TEXT, raw TEXT, data "
+            "TEXT NOT NULL, CONSTRAINT pk_receipts PRIMARY KEY (id), CONSTRAINT "
+            "uq_receipts_seq UNIQUE (seq))"
+        )
+        for index in ("ts_ns", "clordid", "pair_id"):
+            conn.exec_driver_sql(f"CREATE INDEX ix_receipts_{index} ON receipts ({index})")
+        conn.exec_driver_sql(
+            "INSERT INTO receipts (seq, kind, ts_ns, data) VALUES (1, 'line.state', 5, '{}'), "
+            "(2, 'line.state', 6, '{}')"
+        )
+    engine.dispose()
+    with ReceiptStore(url) as store:
+        assert store.next_seq == 3
+        store.append_batch(numbered(3))
+        result = verify_chain(store)
+        assert [r.kind for r in store.all()][:2] == ["line.state", "line.state"]
+    assert result.ok and result.unchained == 2 and result.rows == 5
+
+
+def test_the_writer_fills_in_each_trades_hop_times(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    flow = [
+        Receipt.of("decision.spread_intent", ts_ns=130, cause_ns=100, pair_id="P-1"),
+        Receipt.of("command.send_order", ts_ns=150, cause_ns=100, pair_id="P-1", clordid="A"),
+        Receipt.of(
+            "command.send_order",
+            ts_ns=160,
+            cause_ns=100,
+            pair_id="P-1",
+            clordid="B",
+            verdict="not sent",
+        ),
+        Receipt.of("event.execution", ts_ns=410, cause_ns=400, clordid="A", pair_id="P-1"),
+        Receipt.of("event.execution", ts_ns=510, cause_ns=500, clordid="A", pair_id="P-1"),
+        Receipt.of("decision.pair_done", ts_ns=600, cause_ns=500, pair_id="P-1"),
+        Receipt.of("event.line_state", ts_ns=700, cause_ns=690),
+    ]
+    with ReceiptStore(url) as store:
+        store.append_batch(flow)
+        hops = [(r.event_ns, r.decision_ns, r.send_ns, r.ack_ns) for r in store.scan()]
+        assert store.all() == flow  # what the OMS recorded comes back unchanged
+    assert hops == [
+        (100, 130, None, None),
+        (100, 130, 150, None),
+        (100, 130, None, None),  # not sent: no send time
+        (100, 130, 150, 400),  # the venue's first answer is the ack
+        (100, 130, 150, 400),
+        (500, 600, None, None),
+        (690, None, None, None),
+    ]
 
 
 # --- ReceiptWriter ----------------------------------------------------------------------------
@@ -494,7 +594,9 @@ def pg_url() -> Iterator[str]:
         engine.dispose()
 
 
-def test_postgresql_round_trip_and_writer(pg_url: str, writers: list[ReceiptWriter]) -> None:
+def test_postgresql_round_trip_and_writer(
+    pg_url: str, writers: list[ReceiptWriter], tmp_path: Path
+) -> None:
     with ReceiptStore(pg_url) as store:
         with store.engine.connect() as conn:
             columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("receipts")}
@@ -502,7 +604,7 @@ def test_postgresql_round_trip_and_writer(pg_url: str, writers: list[ReceiptWrit
             assert isinstance(columns[name], sa.BigInteger), name
         store.append_batch([full_receipt(), sparse_receipt()])
         assert store.all() == [full_receipt(), sparse_receipt()]
-    writer = ReceiptWriter(pg_url, batch_size=200).start()
+    writer = ReceiptWriter(pg_url, batch_size=200, spool_dir=tmp_path / "spool").start()
     writers.append(writer)
     receipts = numbered(2_000)
     for receipt in receipts:
@@ -513,3 +615,22 @@ def test_postgresql_round_trip_and_writer(pg_url: str, writers: list[ReceiptWrit
         assert [seq for seq, _ in stored] == list(range(1, 2_003))
         assert [r for _, r in stored][2:] == receipts
         assert store.query(clordid="C1999") == [receipts[-1]]
+        assert verify_chain(store).ok
+        with store.engine.connect() as conn:
+            assert current_revision(conn) == HEAD
+            from alembic.autogenerate import compare_metadata
+            from alembic.migration import MigrationContext
+
+            assert (
+                compare_metadata(
+                    MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}),
+                    Base.metadata,
+                )
+                == []
+            )
+        for statement in ("UPDATE receipts SET verdict = 'x'", "DELETE FROM receipts"):
+            with (
+                pytest.raises(sa.exc.ProgrammingError, match="append-only"),
+                store.engine.begin() as c,
+            ):
+                c.exec_driver_sql(statement)

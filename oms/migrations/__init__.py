@@ -1,0 +1,1 @@
+"""Alembic migrations of the receipt store, run by ``oms.receipt_migrations`` at store open."""

@@ -1,0 +1,132 @@
+"""Where a batch of receipts goes in the writer process: the store, or else the spool.
+
+The :class:`Recorder` seals each batch (``seq``, hop times, hash chain) and inserts it. When
+the store refuses (the server is gone, the network is cut, the disk of a SQLite file is
+full...), the same sealed rows go to the spool, and every later batch follows them there
+until :meth:`Recorder.replay` has put the whole spool into the store, in order. So the
+store only ever receives rows in ``seq`` order, and nothing acknowledged is lost. A batch
+that neither the store nor the spool takes is not acknowledged: the writer reports a halt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from sqlalchemy.exc import DBAPIError
+
+from oms.receipt_chain import ChainHead, SealedRow
+from oms.receipt_spool import Spool
+from oms.receipts import ReceiptFields, ReceiptStore
+
+log = logging.getLogger(__name__)
+
+REPLAY_BATCH: Final = 50_000
+
+
+class Recorder:
+    """Seals and keeps batches for one writer process (single-threaded, in ``seq`` order).
+
+    ``committed_seq`` is the last ``seq`` known to be in the store; ``head.seq`` the last
+    one sealed and kept (in the store or in the spool). ``notify(kind, text)`` hears about
+    changes of state (``"spooling"``, ``"replayed"``), for the writer to pass on.
+    """
+
+    def __init__(
+        self, store: ReceiptStore, spool: Spool, notify: Callable[[str, str], None]
+    ) -> None:
+        self.store = store
+        self.spool = spool
+        self._notify = notify
+        self.committed_seq = store.head.seq
+        self.spooling = False
+        self.last_error = ""
+        last = spool.last()
+        if last is not None and last[0] > store.head.seq:
+            # An earlier run spooled these and stopped before they reached the store.
+            store.advance(ChainHead(last[0], last[-1]))
+            self.spooling = True
+
+    @property
+    def head(self) -> ChainHead:
+        return self.store.head
+
+    @property
+    def spooled(self) -> int:
+        """Receipts in the spool, not yet in the store."""
+        return self.head.seq - self.committed_seq
+
+    def record(self, batch: Sequence[ReceiptFields]) -> bool:
+        """Keep ``batch``: in the store if it can, else in the spool. False if neither
+        took it (the chain has not moved; call again later with the same batch)."""
+        if not batch:
+            return True
+        rows, head = self.store.seal(batch)
+        if not self.spooling:
+            try:
+                self.store.insert_rows(rows)
+            except Exception as exc:
+                self._start_spooling(exc)
+            else:
+                self.store.advance(head)
+                self.committed_seq = head.seq
+                return True
+        try:
+            self.spool.append(rows)
+        except Exception as exc:
+            self.last_error = describe(exc)
+            return False
+        self.store.advance(head)
+        return True
+
+    def replay(self) -> bool:
+        """Put the spool into the store, oldest first; True when the spool is empty."""
+        if not self.spooling:
+            return True
+        try:
+            in_store = self.store.last_seq()
+            batch: list[SealedRow] = []
+            replayed = 0
+            for row in self.spool.rows():
+                if row[0] <= in_store:
+                    continue  # committed before the connection dropped: already there
+                batch.append(row)
+                if len(batch) >= REPLAY_BATCH:
+                    self._insert(batch)
+                    replayed += len(batch)
+                    batch = []
+            if batch:
+                self._insert(batch)
+                replayed += len(batch)
+        except Exception as exc:
+            self.last_error = describe(exc)
+            return False
+        self.spool.discard()
+        self.spooling = False
+        self.committed_seq = self.head.seq
+        self._notify("replayed", f"{replayed} spooled receipt(s) replayed into the store")
+        return True
+
+    def _insert(self, rows: Sequence[SealedRow]) -> None:
+        self.store.insert_rows(rows)
+        self.committed_seq = rows[-1][0]
+
+    def _start_spooling(self, exc: Exception) -> None:
+        self.spooling = True
+        self.last_error = describe(exc)
+        self._notify(
+            "spooling",
+            f"the receipt store {self.store.url} refused a batch ({self.last_error}); "
+            f"receipts go to the spool {self.spool.path} until it is back",
+        )
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """An error in one short line: the driver's own message, never the statement and its
+    parameters (SQLAlchemy appends both, and they would carry receipts into the logs)."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = " ".join(str(inner).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(inner).__name__}: {text}"
