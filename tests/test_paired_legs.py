@@ -18,6 +18,7 @@ import pytest
 from oms.clock import now_ns
 from oms.core import Oms
 from oms.enums import Side
+from oms.events import ExecType, ExecutionReceived, LineRole, OrdStatus
 from oms.legs import Position, repair_span, whole_units_done
 from oms.pairs import Direction, SpreadPair, TradeOutcome
 from oms.receipts import ReceiptStore
@@ -25,6 +26,7 @@ from sessions.gateway import Gateway
 from sessions.simulator.venue import Venue
 from sessions.soak import PAIR, SoakPlan, run_soak, soak_gateway_config, venue_settings
 from tests.conftest import wait_until
+from tests.oms_harness import Harness, orders
 
 M, N = 28, 9  # the gold pair: 28 inner lots of 1,000 g against 9 outer lots of 100 oz
 
@@ -247,9 +249,6 @@ def test_two_thousand_spread_attempts_under_faults_end_with_nothing_unhedged(
 def test_a_bust_after_the_trade_reopens_the_imbalance_and_it_is_repaired() -> None:
     """The venue busts the inner fill of a finished trade (ExecType H): the pair holds 9
     outer lots unhedged, so the engine tops the inner leg up again."""
-    from oms.events import ExecType, ExecutionReceived, LineRole, OrdStatus
-    from tests.test_oms_core import Harness, orders
-
     h = Harness()
     h.book("INNER", "AU", [("559.90", 60)], [("560.00", 60)])  # deep enough for two fills
     h.book("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)])

@@ -17,12 +17,8 @@ import pytest
 from pydantic import ValidationError
 
 from oms.calibration import ClockCalibration, MinimumFilter
-from oms.commands import Command, SendOrder
-from oms.core import Oms
 from oms.events import (
     LineRole,
-    LineState,
-    LineStateChanged,
     MarketDataGap,
     MarketDataReceived,
     MdAction,
@@ -33,29 +29,13 @@ from oms.instruments import Instrument
 from oms.market import MarketView
 from oms.pairs import Direction, PairConfig, PairSpec, SpreadIntent
 from oms.pricing import FxRate, LegPricing, convert
-from oms.receipts import Receipt
 from oms.strategy import SpreadStrategy
 from oms.triggers import TriggerConfig, TriggerKind
+from tests.oms_harness import AU, Harness, gold, orders
 
 D = Decimal
 MS = 1_000_000
 
-AU = Instrument(
-    venue="INNER",
-    symbol="AU",
-    currency="CNY",
-    tick=D("0.02"),
-    contract_size=D(1000),
-    contract_unit="g",
-)
-GC = Instrument(
-    venue="OUTER",
-    symbol="GC",
-    currency="USD",
-    tick=D("0.1"),
-    contract_size=D(100),
-    contract_unit="troy_oz",
-)
 CU = Instrument(
     venue="INNER", symbol="CU", currency="CNY", tick=D(10), contract_size=D(5), contract_unit="t"
 )
@@ -80,20 +60,6 @@ AU2 = Instrument(  # the same contract on another venue: prices compare with no 
 def exact(fraction: Fraction) -> Decimal:
     """The exact rational value rounded once to the context (28 significant digits)."""
     return D(fraction.numerator) / D(fraction.denominator)
-
-
-def gold(**pair: Any) -> PairSpec:
-    config: dict[str, Any] = {
-        "id": "GOLD",
-        "inner": {"venue": "INNER", "symbol": "AU"},
-        "outer": {"venue": "OUTER", "symbol": "GC"},
-        "fx_rate": "7.25",
-        "entry_spread": "2.0",
-        "exit_spread": "-1000",
-        "max_position": 5,
-    }
-    config.update(pair)
-    return PairSpec.build(PairConfig.model_validate(config), AU, GC)
 
 
 def copper(**pair: Any) -> PairSpec:
@@ -409,58 +375,10 @@ def test_no_exit_between_the_exit_and_entry_thresholds() -> None:
 # -- a stale book through the OMS ------------------------------------------------------------
 
 
-class Desk:
-    """The OMS fed typed events directly, its commands collected."""
-
-    def __init__(self) -> None:
-        self.sent: list[Command] = []
-        self.receipts: list[Receipt] = []
-        self.clock = itertools.count(1_000_000, 1_000)
-        self.oms = Oms(
-            pairs=[gold()],
-            send=self._send,
-            record=self.receipts.append,
-            clock=self.clock.__next__,
-        )
-        for venue in ("INNER", "OUTER"):
-            self.oms.handle(
-                LineStateChanged(
-                    venue, LineRole.PRIMARY, LineState.LOGGED_ON, LineRole.PRIMARY, next(self.clock)
-                )
-            )
-
-    def _send(self, command: Command) -> bool:
-        self.sent.append(command)
-        return True
-
-    def orders(self) -> list[SendOrder]:
-        return [c for c in self.sent if isinstance(c, SendOrder)]
-
-    def data(self, venue: str, symbol: str, bids: Levels, asks: Levels, *, full: bool) -> None:
-        """A snapshot (``full``) or an update that states the given levels anew."""
-        entries = tuple(
-            MdEntry(MdAction.NEW, kind, symbol, D(px), qty)
-            for kind, levels in ((MdEntryType.BID, bids), (MdEntryType.OFFER, asks))
-            for px, qty in levels
-        )
-        self.oms.handle(
-            MarketDataReceived(
-                venue,
-                LineRole.PRIMARY,
-                "md",
-                full,
-                entries,
-                None,
-                next(self.clock),
-                snapshot_symbol=symbol if full else None,
-            )
-        )
-
-
 def test_no_trigger_on_a_stale_book_until_a_fresh_snapshot() -> None:
-    desk = Desk()
-    desk.data("INNER", "AU", [("559.90", 50)], [("560.00", 50)], full=True)
-    desk.data("OUTER", "GC", [("2400.0", 20)], [("2410.0", 20)], full=True)
+    desk = Harness()
+    desk.book("INNER", "AU", [("559.90", 50)], [("560.00", 50)], full=True)
+    desk.book("OUTER", "GC", [("2400.0", 20)], [("2410.0", 20)], full=True)
     desk.oms.handle(
         MarketDataGap("OUTER", LineRole.PRIMARY, (), "sequence reset from 7 to 8", next(desk.clock))
     )
@@ -468,12 +386,12 @@ def test_no_trigger_on_a_stale_book_until_a_fresh_snapshot() -> None:
     gap = [r for r in desk.receipts if r.kind == "event.market_data_gap"]
     assert len(gap) == 1 and gap[0].symbol == "GC" and gap[0].venue == "OUTER"
     # An update that would trigger (the outer bid 2406.0) lands on the stale book: nothing.
-    desk.data("OUTER", "GC", [("2406.0", 20)], [], full=False)
-    desk.data("INNER", "AU", [("559.92", 50)], [], full=False)
-    assert desk.orders() == []
+    desk.book("OUTER", "GC", [("2406.0", 20)], [], full=False)
+    desk.book("INNER", "AU", [("559.92", 50)], [], full=False)
+    assert orders(desk) == []
     # The fresh snapshot makes the book good again, and the trigger fires on it.
-    desk.data("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)], full=True)
-    assert [(o.venue, o.qty) for o in desk.orders()] == [("INNER", 28), ("OUTER", 9)]
+    desk.book("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)], full=True)
+    assert [(o.venue, o.qty) for o in orders(desk)] == [("INNER", 28), ("OUTER", 9)]
     assert desk.oms.market.books[("OUTER", "GC")].stale is None
 
 
