@@ -256,7 +256,9 @@ class PairEngine:
             trade.outer_filled -= towards * delta
         trade.round_filled += abs(delta)
         fill = order.fills[-1] if order.fills else None
-        if fill is not None:
+        if fill is not None and delta > 0 and not fill.busted:
+            # A bust takes lots away: it is no fill of the trade's, and the last fill's
+            # price would not be its own.
             trade.fills.append((order.leg or "", delta, fill.price, fill.recv_ns))
         imbalance = abs(pair.imbalance)
         if imbalance > trade.peak_imbalance:
