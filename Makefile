@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck bench clean
+.PHONY: demo test install lint typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -35,6 +35,13 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/matching.py
+
+# The demo market under random faults for SOAK_SECONDS; with CMC_TEST_PG_URL set, receipts
+# go to that PostgreSQL and the database is cut mid-run and restored.
+SOAK_SECONDS ?= 60
+SOAK_ARGS ?= $(if $(CMC_TEST_PG_URL),--database-outage)
+soak: $(STAMP)
+	$(BIN)/cmc soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

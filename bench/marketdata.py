@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from sessions.demo import bench_risk  # noqa: E402
 from sessions.measure import machine_info, machine_line, percentile  # noqa: E402
 
 INNER: dict[str, Any] = {
@@ -312,6 +313,7 @@ def gateway_run(ports: dict[str, int], seconds: float, work: Path) -> dict[str, 
                 for venue_id, spec in (("INNER", INNER), ("OUTER", OUTER))
             ],
             "pairs": [PAIR],
+            "risk": bench_risk(),
         }
     )
     gateway = Gateway(config)

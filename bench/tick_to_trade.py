@@ -95,6 +95,7 @@ from rich.progress import (  # noqa: E402
 )
 from rich.table import Table  # noqa: E402
 
+from sessions.demo import bench_risk  # noqa: E402
 from sessions.measure import machine_info, percentile  # noqa: E402
 
 # -- the market ---------------------------------------------------------------------------------
@@ -441,6 +442,7 @@ def _gateway_config(spec: dict[str, Any]) -> Any:
                     "max_position": MAX_POSITION,
                 }
             ],
+            "risk": bench_risk(),
         }
     )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from oms.enums import OrderType, Side, TimeInForce
+from oms.events import LineRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,4 +56,33 @@ class ReplaceOrder:
     cause_ns: int | None = None
 
 
-Command = SendOrder | CancelOrder | ReplaceOrder
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """Ask the venue where an order stands (OrderStatusRequest): after a line switch, each
+    working order is checked on the new line before its pairs trade again."""
+
+    venue: str
+    clordid: str
+    venue_order_id: str | None
+    symbol: str
+    side: Side
+    status_req_id: str
+    created_ns: int
+    cause_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchLine:
+    """Ask the sessions to move the venue's orders off ``away_from`` to its other line, when
+    the OMS finds that line unhealthy (slow acknowledgements, too many rejects). Nothing is
+    sent to the venue: the sessions switch on their line-control thread, and the OMS learns
+    of the switch as a ``LineStateChanged`` like any other."""
+
+    venue: str
+    away_from: LineRole
+    reason: str
+    created_ns: int
+    cause_ns: int | None = None
+
+
+Command = SendOrder | CancelOrder | ReplaceOrder | StatusRequest | SwitchLine

@@ -16,35 +16,55 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from oms.client_desk import ClientDesk
+from oms.client_messages import (
+    ClientCancel,
+    ClientMessage,
+    ClientNewOrder,
+    ClientReplace,
+    ClientRequest,
+    ClientSpread,
+    ClientStatus,
+)
 from oms.clock import now_ns
 from oms.commands import Command
-from oms.enums import OrderType, Side
+from oms.enums import OrderType, Side, TimeInForce
 from oms.events import (
     CancelRejected,
     ExecutionReceived,
     LineStateChanged,
     MarketDataGap,
+    MarketDataIgnored,
     MarketDataReceived,
+    OrdStatus,
     SessionRejected,
 )
+from oms.line_health import LinePolicy, LineWatch
 from oms.market import MarketView
-from oms.orders import Applied, IllegalTransition, Order, Orders
+from oms.orders import Applied, IllegalTransition, Order, Orders, RequestKind
 from oms.pair_engine import NewLeg, PairBook, PairEngine
-from oms.pairs import PairSpec
+from oms.pairs import PairSpec, SpreadIntent
 from oms.receipts import Receipt
+from oms.risk import GLOBAL, RiskEngine, Scope, TradingState, Verdict
+from oms.risk import verdicts as risk_checks
+from oms.risk_gate import KillReport, RiskGate
 
 log = logging.getLogger("cmc.oms")
 
-Event = (
+VenueEvent = (
     MarketDataReceived
     | ExecutionReceived
     | CancelRejected
     | LineStateChanged
     | SessionRejected
     | MarketDataGap
+    | MarketDataIgnored
 )
+Event = VenueEvent | ClientRequest | LinePolicy
+_CLIENT_REQUESTS = (ClientNewOrder, ClientCancel, ClientReplace, ClientStatus, ClientSpread)
 Hook = Callable[[Event, "Oms"], None]
 
 _STOP = object()
@@ -58,18 +78,28 @@ class Oms:
         pairs: list[PairSpec],
         send: Callable[[Command], bool],
         record: Callable[[Receipt], None],
+        risk: RiskEngine,
         clock: Callable[[], int] = now_ns,
         clordid_prefix: str = "CMC",
+        why_unsent: Callable[[str], str] | None = None,
+        emit: Callable[[ClientMessage], None] | None = None,
     ) -> None:
         self.market = MarketView()
+        self.risk = risk
+        self.gate = RiskGate(risk, record)
         self.orders = Orders()
         self.venues_up: dict[str, bool] = {}
+        self.reconciling: set[str] = set()  # venues whose orders are checked after a switch
         self.engine = PairEngine(self, pairs)
         self.pairs: dict[str, PairBook] = self.engine.pairs
         self._pairs_by_book = self.engine.by_book
+        self.clients = ClientDesk(self, emit or _nobody)
+        self.lines = LineWatch(self)  # line health and reconciliation after a switch
         self.hooks: list[Hook] = []
         self.errors = 0
         self._send = send
+        self._why_unsent = why_unsent
+        self._cleared: tuple[Verdict, str, int | None, int] | None = None  # an intent's verdict
         self._record = record
         self._clock = clock
         self._clordid_prefix = f"{clordid_prefix}{int(time.time()) % 10**8:08d}-"
@@ -149,10 +179,13 @@ class Oms:
             self._on_market_data(event)
         elif isinstance(event, ExecutionReceived):
             self._on_execution(event)
+        elif isinstance(event, _CLIENT_REQUESTS):
+            self.clients.handle(event)
         elif isinstance(event, CancelRejected):
             applied = self.orders.apply_cancel_reject(event)
             if applied.order is not None and applied.order.pair_id is not None:
                 self.engine.on_order(applied.order, event.recv_ns)
+            self.clients.on_cancel_reject(applied, event)
             self._event_receipt(
                 "event.cancel_reject",
                 event,
@@ -163,6 +196,7 @@ class Oms:
             )
         elif isinstance(event, LineStateChanged):
             self.venues_up[event.venue] = event.active is not None
+            self.risk.on_session(event.venue, event.active is not None)
             self._event_receipt(
                 "event.line_state",
                 event,
@@ -170,11 +204,26 @@ class Oms:
                 reason=event.text,
                 data={"active": event.active.value if event.active else None},
             )
+            self.lines.on_line_state(event)
         elif isinstance(event, MarketDataGap):  # books stale until their next snapshot
             stale = self.market.mark_stale(event.venue, event.symbols, event.reason, event.recv_ns)
             self._event_receipt(
                 "event.market_data_gap", event, symbol=",".join(stale), reason=event.reason
             )
+        elif isinstance(event, MarketDataIgnored):  # a trace only: the books never see it
+            self._event_receipt(
+                "event.market_data_ignored",
+                event,
+                symbol=event.symbols,
+                reason=event.reason,
+                data={
+                    "entries": event.entries,
+                    "snapshot": int(event.snapshot),
+                    "sending_ns": event.sending_ns,
+                },
+            )
+        elif isinstance(event, LinePolicy):
+            self.lines.configure(event)
         elif isinstance(event, SessionRejected):
             self._event_receipt(
                 "event.session_reject",
@@ -185,7 +234,7 @@ class Oms:
         for hook in self.hooks:
             hook(event, self)
 
-    def _event_receipt(self, kind: str, event: Event, **fields: Any) -> None:
+    def _event_receipt(self, kind: str, event: VenueEvent, **fields: Any) -> None:
         """Record what an event was and did: the fields every event receipt shares are
         taken from the event (venue, line, raw message, and its receive time as the cause)."""
         raw = getattr(event, "raw", None)
@@ -203,6 +252,7 @@ class Oms:
 
     def _on_market_data(self, event: MarketDataReceived) -> None:
         touched = self.market.apply(event)
+        self.gate.on_market(self.market, event.venue, touched, event.recv_ns)
         self._event_receipt(
             "event.market_data",
             event,
@@ -248,14 +298,16 @@ class Oms:
         cause_ns: int | None,
         preface: Callable[[], Receipt] | None = None,
     ) -> list[Order]:
-        """Create the orders, send them back to back, then write the receipts.
+        """Create the orders, pass each through risk, send them back to back, then write
+        the receipts.
 
         The receipts carry the times taken at each hop, so recording them once every order
         is on the wire loses nothing and keeps their cost off the second leg's latency. An
-        order no line could take is Rejected at once, so nothing waits for its answer.
+        order risk refused, or no line could take, is Rejected at once, so nothing waits for
+        its answer.
         """
         created_ns = self._clock()
-        made: list[tuple[Order, Command, str]] = []
+        made: list[tuple[Order, Command, str, Verdict]] = []
         for leg in legs:
             inst = spec.inner if leg.leg.value == "inner" else spec.outer
             order, command = self.orders.submit(
@@ -272,41 +324,186 @@ class Oms:
                 now_ns=created_ns,
                 cause_ns=cause_ns,
             )
-            made.append((order, command, leg.purpose))
+            verdict = self.gate.check_order(
+                command, self.gate.context(spec.id, leg.purpose), created_ns
+            )
+            made.append((order, command, leg.purpose, verdict))
         sent: list[tuple[bool, int]] = []
-        for _, new_order, _ in made:
-            ok = self._send(new_order)
+        for _, new_order, _, verdict in made:
+            ok = verdict.passed and self._send(new_order)
             sent.append((ok, self._clock()))
         if preface is not None:
             self._record(preface())
-        for (order, _, purpose), (ok, sent_ns) in zip(made, sent, strict=True):
-            if not ok:
-                self.orders.send_failed(order, reason="no line logged on", now_ns=sent_ns)
-            self._record(
-                Receipt.of(
-                    "command.send_order",
-                    ts_ns=sent_ns,
-                    cause_ns=cause_ns,
-                    venue=order.venue,
-                    symbol=order.symbol,
-                    clordid=order.clordid,
-                    pair_id=trade_id,
-                    verdict="sent" if ok else "not sent",
-                    reason=None if ok else "no line to the venue is logged on",
-                    data={
-                        "side": order.side.name,
-                        "qty": order.qty,
-                        "price": str(order.price),
-                        "tif": order.tif.name,
-                        "leg": order.leg,
-                        "purpose": purpose,
-                    },
-                )
+        if self._cleared is not None:
+            intent_verdict, intent_id, intent_cause, checked_ns = self._cleared
+            self._cleared = None
+            self.gate.record_verdict(
+                intent_verdict, ts_ns=checked_ns, cause_ns=intent_cause, pair_id=intent_id
             )
-        return [order for order, _, _ in made]
+        for order, _, _, verdict in made:  # checked at created_ns, before any send
+            self.gate.record_order_verdict(verdict, order, ts_ns=created_ns, cause_ns=cause_ns)
+        for (order, _, purpose, verdict), (ok, sent_ns) in zip(made, sent, strict=True):
+            self._sent(order, verdict, ok, sent_ns, purpose, cause_ns)
+        return [order for order, _, _, _ in made]
 
-    def cancel(self, order: Order, *, cause_ns: int | None, why: str) -> None:
+    def send_single(
+        self,
+        venue: str,
+        symbol: str,
+        side: Side,
+        qty: int,
+        ord_type: OrderType,
+        price: Decimal | None,
+        tif: TimeInForce,
+        *,
+        account: str | None,
+        cause_ns: int | None,
+        purpose: str = "client",
+    ) -> tuple[Order | None, str | None]:
+        """One order outside any pair (a client's), through risk like every other: the
+        order and None when it went out; the order (Rejected) and why when risk refused it
+        or no line took it; None and why when no order could even be made of the request."""
+        if venue not in self.venues_up:
+            known = ", ".join(sorted(self.venues_up)) or "none"
+            return None, f"ExDestination {venue} is not a venue of this gateway ({known})"
+        created_ns = self._clock()
+        try:
+            order, command = self.orders.submit(
+                venue,
+                symbol,
+                side,
+                qty,
+                ord_type,
+                price,
+                tif,
+                clordid=self._new_clordid(),
+                account=account,
+                now_ns=created_ns,
+                cause_ns=cause_ns,
+            )
+        except ValueError as exc:
+            return None, str(exc)
+        verdict = self.gate.check_order(command, self.gate.context(None, purpose), created_ns)
+        ok = verdict.passed and self._send(command)
+        sent_ns = self._clock()
+        self.gate.record_order_verdict(verdict, order, ts_ns=created_ns, cause_ns=cause_ns)
+        return order, self._sent(order, verdict, ok, sent_ns, purpose, cause_ns)
+
+    def _sent(
+        self,
+        order: Order,
+        verdict: Verdict,
+        ok: bool,
+        sent_ns: int,
+        purpose: str,
+        cause_ns: int | None,
+    ) -> str | None:
+        """Settle one order after its send: Rejected here if risk refused it or no line took
+        it, and its receipt either way. Why it did not go, or None."""
+        if not verdict.passed:
+            why: str | None = f"refused by risk ({verdict.check}): {verdict.reason}"
+        elif not ok:
+            why = self._unsent_reason(order.venue)
+            self.gate.unsent(order)
+        else:
+            why = None
+        if why is not None:
+            self.orders.send_failed(order, reason=why, now_ns=sent_ns)
+        self._record(
+            Receipt.of(
+                "command.send_order",
+                ts_ns=sent_ns,
+                cause_ns=cause_ns,
+                venue=order.venue,
+                symbol=order.symbol,
+                clordid=order.clordid,
+                pair_id=order.pair_id,
+                verdict="sent" if ok else "not sent",
+                reason=why,
+                data={
+                    "side": order.side.name,
+                    "qty": order.qty,
+                    "price": str(order.price),
+                    "tif": order.tif.name,
+                    "leg": order.leg,
+                    "purpose": purpose,
+                    "account": order.account,
+                },
+            )
+        )
+        return why
+
+    def replace(
+        self, order: Order, qty: int, price: Decimal, *, cause_ns: int | None
+    ) -> str | None:
+        """Ask the venue to change ``order`` to ``qty`` (its new total) at ``price``, through
+        risk: None when the request went out, else why not."""
         now = self._clock()
+        clordid = self._new_clordid()
+        ctx = self.gate.context(None, "client")
+        verdict = self.risk.check_replace(order.key, clordid, qty, price, ctx, now)
+        self.gate.record_order_verdict(
+            verdict, order, ts_ns=now, cause_ns=cause_ns, clordid=clordid
+        )
+        if not verdict.passed:
+            return f"refused by risk ({verdict.check}): {verdict.reason}"
+        try:
+            command = self.orders.request_replace(
+                order, qty, price, clordid=clordid, now_ns=now, cause_ns=cause_ns
+            )
+        except ValueError as exc:
+            return str(exc)
+        ok = self._send(command)
+        if ok:
+            self.risk.on_replace_sent(order.key, clordid, qty, price)
+        self._record(
+            Receipt.of(
+                "command.replace_order",
+                ts_ns=self._clock(),
+                cause_ns=cause_ns,
+                venue=order.venue,
+                symbol=order.symbol,
+                clordid=clordid,
+                pair_id=order.pair_id,
+                verdict="sent" if ok else "not sent",
+                reason=None if ok else self._unsent_reason(order.venue),
+                data={"orig_clordid": command.orig_clordid, "qty": qty, "price": str(price)},
+            )
+        )
+        return None if ok else self._unsent_reason(order.venue)
+
+    def clear_intent(
+        self, spec: PairSpec, intent: SpreadIntent, preface: Callable[[], Receipt]
+    ) -> str | None:
+        """Risk's verdict on a whole spread trade: None if it may go, else why not.
+
+        ``preface`` is the intent's own receipt. A refused intent has its receipt and the
+        verdict recorded now; a passed one's wait for ``place``, which records them after the
+        legs are on the wire, so that the trigger reads before the verdict in the trail.
+        """
+        now = self._clock()
+        verdict = self.gate.check_intent(spec, intent, now)
+        if verdict.passed:
+            self._cleared = (verdict, intent.intent_id, intent.cause_ns, now)
+            return None
+        self._record(preface())
+        self.gate.record_verdict(
+            verdict, ts_ns=now, cause_ns=intent.cause_ns, pair_id=intent.intent_id
+        )
+        return f"refused by risk ({verdict.check}): {verdict.reason}"
+
+    def cancel(self, order: Order, *, cause_ns: int | None, why: str, kill: bool = False) -> bool:
+        """Ask the venue to cancel ``order``: whether a cancel went out. A cancel held back
+        by the venue's cancel throttle is sent once the throttle has a token for it."""
+        now = self._clock()
+        verdict = self.risk.check_cancel(order.venue, now, kill=kill)
+        if not verdict.passed:
+            self.gate.record_order_verdict(verdict, order, ts_ns=now, cause_ns=cause_ns)
+            if verdict.check == risk_checks.CANCELS_PER_S:
+                wait = verdict.figures.get("wait_ns")
+                wait = wait if isinstance(wait, int) and wait > 0 else 1_000_000
+                self.after(wait, lambda: self._cancel_again(order, cause_ns, why))
+            return False
         command = self.orders.request_cancel(
             order, clordid=self._new_clordid(), now_ns=now, cause_ns=cause_ns
         )
@@ -321,10 +518,75 @@ class Oms:
                 clordid=command.clordid,
                 pair_id=order.pair_id,
                 verdict="sent" if ok else "not sent",
-                reason=why,
+                reason=why if ok else f"{why}; {self._unsent_reason(order.venue)}",
                 data={"orig_clordid": command.orig_clordid},
             )
         )
+        return ok
+
+    # -- line switches: what the line watch asks of the OMS --------------------------------
+
+    def send_command(self, command: Command) -> bool:
+        """Hand a command to the sessions (a status request, a switch): whether it went."""
+        return self._send(command)
+
+    def order_gone(self, order: Order, why: str, now_ns: int) -> None:
+        """An order the venue never received (it went out on a line that was lost): Rejected
+        here as if its send had failed, so that risk stops counting it and its pair repairs."""
+        self.orders.send_failed(order, reason=why, now_ns=now_ns)
+        self.gate.unsent(order)
+        if order.pair_id is not None:
+            self.engine.on_order(order, now_ns)
+
+    def reconciled(self, venue: str, cause_ns: int | None) -> None:
+        """The venue's orders are checked: the repairs held for it go on."""
+        self.engine.resume(venue, cause_ns)
+
+    def _cancel_again(self, order: Order, cause_ns: int | None, why: str) -> None:
+        if order.working and order.pending_kind is None:
+            self.cancel(order, cause_ns=cause_ns, why=why)
+
+    def _unsent_reason(self, venue: str) -> str:
+        """Why a send returned False: the sender may know better (receipts halted, say)."""
+        explain = self._why_unsent
+        return explain(venue) if explain is not None else "no line to the venue is logged on"
+
+    # -- the operator's controls ------------------------------------------------------------
+
+    def kill(self, venue: str | None, *, who: str, why: str) -> KillReport:
+        """Halt ``venue`` (every venue when None) and cancel every order working there.
+
+        Cancels go out at once, past any cancel throttle; what the venues answer is applied
+        as usual, so an order that fills before its cancel lands is still counted.
+        """
+        kill = self.risk.kill(venue, who, why, self._clock())
+        self.gate.record_kill(kill)
+        cancels: list[str] = []
+        missed: list[tuple[str, str]] = []
+        for order in self.orders.working():
+            if not kill.covers(order.venue):
+                continue
+            if order.pending_kind is RequestKind.CANCEL:
+                cancels.append(order.key)  # a cancel is on its way already
+            elif self.cancel(order, cause_ns=kill.at_ns, why=f"kill switch: {why}", kill=True):
+                cancels.append(order.key)
+            else:
+                missed.append((order.key, self._unsent_reason(order.venue)))
+        change = kill.change
+        return KillReport(
+            str(kill.scope),
+            tuple(cancels),
+            tuple(missed),
+            f"{change.previous.label} -> {change.state.label}" if change else None,
+        )
+
+    def resume(self, venue: str | None, *, who: str, why: str) -> bool:
+        """Set ``venue`` (the whole gateway when None) ACTIVE again: whether it changed."""
+        scope = GLOBAL if venue is None else Scope.venue(venue)
+        change = self.risk.set_state(scope, TradingState.ACTIVE, who, why, self._clock())
+        if change is not None:
+            self.gate.record_notices((change,))
+        return change is not None
 
     def _new_clordid(self) -> str:
         self._next_clordid += 1
@@ -345,6 +607,8 @@ class Oms:
             )
             raise
         order = applied.order
+        if order is not None and not applied.duplicate:
+            self._feed_back(applied, order, event)
         fill = applied.fill
         if (
             fill is not None
@@ -371,9 +635,28 @@ class Oms:
                 "leaves_qty": event.leaves_qty,
             },
         )
-        if order is None or order.pair_id is None or applied.duplicate:
+        if order is None or applied.duplicate:
             return
-        self.engine.on_order(order, event.recv_ns)
+        self.clients.on_execution(applied, event)  # the fill's report before what it ends
+        if order.pair_id is not None:
+            self.engine.on_order(order, event.recv_ns)
+        self.lines.on_execution(applied, event)
+
+    def _feed_back(self, applied: Applied, order: Order, event: ExecutionReceived) -> None:
+        """What the report tells risk, and, from an acknowledgement, the venue's clock."""
+        if applied.previous is OrdStatus.PENDING_NEW and event.transact_ns is not None:
+            # our stamp before the send, the venue's on its ack, ours on receipt: one
+            # round trip that separates the venue's clock offset from the wire's delay
+            calibration = self.market.calibration(order.venue)
+            calibration.observe_round_trip(order.created_ns, event.transact_ns, event.recv_ns)
+            self.gate.on_clock_offset(order.venue, calibration.offset_ns, event.recv_ns)
+        pair = self.engine.pair_of(order.pair_id)
+        strategy = pair.spec.id if pair is not None else None
+        self.gate.on_execution(applied, event, strategy, event.recv_ns)
+
+
+def _nobody(message: ClientMessage) -> None:
+    """Where client messages go when the gateway has no client acceptor."""
 
 
 def _verdict(applied: Applied) -> str:

@@ -213,3 +213,24 @@ class MarketDataGap:
     symbols: tuple[str, ...]
     reason: str
     recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataIgnored:
+    """A market-data message the sessions received and did not pass on, and why.
+
+    Market data keeps streaming on a line that is no longer the venue's active one until
+    the venue has its unsubscription; the books must not take it (they follow the active
+    line), but the audit trail must: the OMS records one receipt for it and applies
+    nothing. ``snapshot`` and ``sending_ns`` say which message it was (W or X, its
+    SendingTime), for reconciling the receipts with the FIX log.
+    """
+
+    venue: str
+    line: LineRole
+    reason: str
+    snapshot: bool
+    sending_ns: int | None
+    symbols: str
+    entries: int
+    recv_ns: int

@@ -103,7 +103,8 @@ class OrderEvent(Enum):
 class Rule(Enum):
     """A table target that depends on quantities, not on the (status, event) pair alone.
 
-    BY_QTY: NEW if nothing has filled, FILLED if nothing is left, else PARTIALLY_FILLED; the
+    BY_QTY: NEW if nothing has filled (CANCELED if nothing is left either: an IOC whose fill
+    was busted can trade no more), FILLED if nothing is left, else PARTIALLY_FILLED; the
     quantities are the report's (a Replaced order lands by its CumQty against its new qty, a
     busted fill reopens a Filled order). RESUME: the status the order would have had without
     its cancel/replace request, i.e. PENDING_NEW if the venue never acknowledged it, else BY_QTY
@@ -286,6 +287,7 @@ _ST_NEW: Final = _S.NEW
 _ST_PARTIALLY_FILLED: Final = _S.PARTIALLY_FILLED
 _ST_FILLED: Final = _S.FILLED
 _ST_PENDING_NEW: Final = _S.PENDING_NEW
+_ST_CANCELED: Final = _S.CANCELED
 _RESUME: Final = Rule.RESUME
 
 
@@ -298,7 +300,9 @@ def classify(report: ExecutionReceived) -> OrderEvent:
 
 def _by_qty(cum: int, leaves: int) -> OrdStatus:
     if cum <= 0:
-        return _ST_NEW
+        # Nothing filled and nothing left (an IOC whose only fill was busted, an order
+        # restated to zero): it can no longer trade, so it is not working.
+        return _ST_NEW if leaves > 0 else _ST_CANCELED
     return _ST_FILLED if leaves <= 0 else _ST_PARTIALLY_FILLED
 
 
@@ -480,6 +484,10 @@ class Orders:
     def by_clordid(self, clordid: str) -> Order | None:
         """The order that has used ``clordid``: its first, a replacement, or a request's ID."""
         return self._by_clordid.get(clordid)
+
+    def all(self) -> list[Order]:
+        """Every order of the day, oldest first."""
+        return list(self._orders.values())
 
     def working(self) -> list[Order]:
         """Orders the venues may still execute, oldest first."""

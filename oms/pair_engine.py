@@ -15,9 +15,11 @@ the venue confirms it, and an IOC's answer may still be on the wire.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Protocol
 
 from oms.enums import Side, TimeInForce
@@ -58,6 +60,10 @@ class OrderDesk(Protocol):
 
     market: MarketView
     venues_up: dict[str, bool]
+    reconciling: set[str]
+    """Venues whose working orders are being checked after a line switch: their pairs take
+    no new entry and no top-up or unwind until it is done (a fill may have happened on the
+    line that went away)."""
 
     def place(
         self,
@@ -73,9 +79,18 @@ class OrderDesk(Protocol):
         before the orders' own, so that receipts cost the second leg nothing."""
         ...
 
+    def clear_intent(
+        self, spec: PairSpec, intent: SpreadIntent, preface: Callable[[], Receipt]
+    ) -> str | None:
+        """Pre-trade risk on the whole trade before any leg goes: None when it may go, else
+        why not. ``preface`` is the intent's receipt, recorded before the verdict's."""
+        ...
+
     def order(self, key: str) -> Order | None: ...
 
-    def cancel(self, order: Order, *, cause_ns: int | None, why: str) -> None: ...
+    def cancel(self, order: Order, *, cause_ns: int | None, why: str) -> bool:
+        """Ask the venue to cancel ``order``: whether the request went out."""
+        ...
 
     def after(self, delay_ns: int, action: Callable[[], None]) -> None: ...
 
@@ -97,6 +112,7 @@ class PairBook:
     done: list[SpreadPair] = field(default_factory=list)
     counted: dict[str, int] = field(default_factory=dict)  # order key -> fill lots counted
     repairs: int = 0
+    held_until_ns: int = 0  # after risk refused an entry, no new one is asked for until then
 
     @property
     def legs(self) -> Position:
@@ -131,6 +147,14 @@ class PairEngine:
         self._pair_of_trade: dict[str, PairBook] = {}  # every trade id ever -> its pair
         self._repair_ids = itertools.count(1)
         self._manual_ids = itertools.count(1)
+        self._held: set[str] = set()  # pairs whose repair waits for a reconciliation
+        self.finished: list[Callable[[PairBook, SpreadPair], None]] = []
+        """Called on the OMS thread with each trade as it ends (a client's spread order
+        reports then)."""
+
+    def pair_of(self, trade_id: str | None) -> PairBook | None:
+        """The pair a trade (a spread trade, a top-up's or an unwind's) belongs to."""
+        return self._pair_of_trade.get(trade_id or "")
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -143,15 +167,26 @@ class PairEngine:
         up = self.desk.venues_up
         if not (up.get(spec.inner.venue) and up.get(spec.outer.venue)):
             return
+        if self._reconciling(pair):
+            return
+        if pair.held_until_ns and self.desk.now() < pair.held_until_ns:
+            return
         intent = pair.strategy.evaluate(self.desk.market, pair.position, cause_ns)
         if intent is not None:
             self.execute(pair, intent)
 
     def trade_now(
-        self, pair_id: str, direction: Direction, units: int, cause_ns: int
+        self,
+        pair_id: str,
+        direction: Direction,
+        units: int,
+        cause_ns: int,
+        *,
+        min_spread: Decimal | None = None,
     ) -> SpreadPair | str:
-        """Trade ``units`` of a pair now at what the books give, whatever the spread (an
-        operator's or a client's spread order): the trade, or why it cannot go."""
+        """Trade ``units`` of a pair now at what the books give (an operator's or a client's
+        spread order), if the spread it captures is at least ``min_spread`` when one is
+        given: the trade, or why it cannot go."""
         pair = self.pairs.get(pair_id)
         if pair is None:
             return f"no pair {pair_id!r}; pairs: {', '.join(self.pairs)}"
@@ -164,6 +199,11 @@ class PairEngine:
             self.desk.venues_up.get(spec.inner.venue) and self.desk.venues_up.get(spec.outer.venue)
         ):
             return f"a venue of pair {pair_id} has no line logged on"
+        if self._reconciling(pair):
+            return (
+                f"a venue of pair {pair_id} is reconciling its orders after a line switch; "
+                "try again in a moment"
+            )
         market = self.desk.market
         inner = market.books.get((spec.inner.venue, spec.inner.symbol))
         outer = market.books.get((spec.outer.venue, spec.outer.symbol))
@@ -171,6 +211,11 @@ class PairEngine:
         if priced is None:
             return f"the books of pair {pair_id} cannot fill {units} unit(s)"
         captured, inner_limit, outer_limit = priced
+        if min_spread is not None and captured < min_spread:
+            return (
+                f"the books give a spread of {captured:.4f} for {units} unit(s), less than "
+                f"the {min_spread} asked"
+            )
         intent = SpreadIntent(
             intent_id=f"{spec.id}-M{next(self._manual_ids)}",
             pair_id=spec.id,
@@ -186,10 +231,25 @@ class PairEngine:
         )
         return self.execute(pair, intent)
 
-    def execute(self, pair: PairBook, intent: SpreadIntent) -> SpreadPair:
-        """Send both legs of ``intent`` at once and follow them to an aligned end."""
-        decided_ns = self.desk.now()
+    def execute(self, pair: PairBook, intent: SpreadIntent) -> SpreadPair | str:
+        """Send both legs of ``intent`` at once and follow them to an aligned end; or, when
+        risk refuses the trade, why (and the pair asks for no entry for ``retry_after_ms``,
+        so that a trigger that stays past its threshold does not ask risk on every tick)."""
         policy = pair.spec.config.execution
+        decided_ns = self.desk.now()
+        quoting = policy.mode == "quote_and_hedge"
+        quote = self._quote_leg(pair, intent) if quoting else None
+        if isinstance(quote, str):
+            return quote
+
+        def preface() -> Receipt:
+            return _intent_receipt(pair.spec, intent, decided_ns)
+
+        refusal = self.desk.clear_intent(pair.spec, intent, preface)
+        if refusal is not None:
+            pair.held_until_ns = self.desk.now() + policy.retry_after_ms * _MS
+            return refusal
+        pair.held_until_ns = 0
         tif = TimeInForce.IOC if policy.leg_order == "ioc" else TimeInForce.DAY
         units = intent.inner_qty // pair.spec.inner_lots
         trade = SpreadPair(
@@ -201,6 +261,8 @@ class PairEngine:
             leg_limits={Leg.INNER.value: intent.inner_limit, Leg.OUTER.value: intent.outer_limit},
         )
         self._open(pair, trade)
+        if quote is not None:
+            return self._send_quote(pair, trade, quote, preface)
         side = intent.direction.inner_side
         legs = (
             NewLeg(Leg.INNER, side, intent.inner_qty, intent.inner_limit, tif, "leg"),
@@ -211,7 +273,7 @@ class PairEngine:
             legs,
             trade_id=intent.intent_id,
             cause_ns=intent.cause_ns,
-            preface=lambda: _intent_receipt(pair.spec, intent, decided_ns),
+            preface=preface,
         )
         trade.inner_key, trade.outer_key = orders[0].key, orders[1].key
         trade.orders.extend(o.key for o in orders)
@@ -220,6 +282,80 @@ class PairEngine:
             self.desk.after(policy.leg_timeout_ms * _MS, lambda: self._leg_timeout(pair, trade))
         self._settle(pair, trade, intent.cause_ns)  # a leg that could not be sent is a fault
         return trade
+
+    # -- quote and hedge -----------------------------------------------------------------------
+
+    def _quote_leg(self, pair: PairBook, intent: SpreadIntent) -> NewLeg | str:
+        """The resting order of a quote-and-hedge trade: the quote leg, passive, at the best
+        price on its side (improved by ``quote_improve_ticks``, never crossing)."""
+        policy = pair.spec.config.execution
+        leg = Leg(policy.quote_leg)
+        inst = pair.instrument(leg)
+        side = intent.direction.inner_side if leg is Leg.INNER else intent.direction.outer_side
+        qty = intent.inner_qty if leg is Leg.INNER else intent.outer_qty
+        book = self.desk.market.books.get((inst.venue, inst.symbol))
+        price = passive_price(book, side, policy.quote_improve_ticks, inst.tick)
+        if price is None:
+            return f"the {leg.value} book has no price to quote {side.name.lower()} at"
+        return NewLeg(leg, side, qty, price, TimeInForce.DAY, "quote")
+
+    def _send_quote(
+        self, pair: PairBook, trade: SpreadPair, quote: NewLeg, preface: Callable[[], Receipt]
+    ) -> SpreadPair:
+        policy = pair.spec.config.execution
+        trade.leg_limits[quote.leg.value] = quote.limit
+        [order] = self.desk.place(
+            pair.spec,
+            [quote],
+            trade_id=trade.intent.intent_id,
+            cause_ns=trade.intent.cause_ns,
+            preface=preface,
+        )
+        trade.quote_key = order.key
+        if quote.leg is Leg.INNER:
+            trade.inner_key = order.key
+        else:
+            trade.outer_key = order.key
+        trade.orders.append(order.key)
+        trade.sent_ns = self.desk.now()
+        self.desk.after(policy.quote_timeout_ms * _MS, lambda: self._quote_timeout(trade))
+        self._settle(pair, trade, trade.intent.cause_ns)  # a quote refused is a trade missed
+        return trade
+
+    def _hedge(self, pair: PairBook, trade: SpreadPair, cause_ns: int | None) -> None:
+        """Bring the hedge leg in ratio with what the quote has filled so far: one IOC for
+        the lots now due. What a hedge misses is topped up once the quote is done."""
+        spec = pair.spec
+        policy = spec.config.execution
+        quote_leg = Leg(policy.quote_leg)
+        hedge_leg = Leg.OUTER if quote_leg is Leg.INNER else Leg.INNER
+        quoted = trade.inner_filled if quote_leg is Leg.INNER else trade.outer_filled
+        per = Fraction(spec.outer_lots, spec.inner_lots)
+        if quote_leg is Leg.OUTER:
+            per = 1 / per
+        due = hedge_lots(quoted * per, policy.hedge_rounding)
+        qty = due - trade.hedge_sent
+        if qty <= 0:
+            return
+        inst = pair.instrument(hedge_leg)
+        direction = trade.intent.direction
+        side = direction.inner_side if hedge_leg is Leg.INNER else direction.outer_side
+        book = self.desk.market.books.get((inst.venue, inst.symbol))
+        limit = aggressive_limit(book, side, qty, policy.hedge_pay_up_ticks, inst.tick)
+        if limit is None:
+            return  # nothing to hedge against now; the next quote fill or the end tops it up
+        trade.hedge_sent += qty
+        hedge = NewLeg(hedge_leg, side, qty, limit, TimeInForce.IOC, "hedge")
+        self._send_round(
+            pair,
+            trade,
+            [hedge],
+            "decision.hedge",
+            f"the quote has filled {quoted} lot(s): {due} {hedge_leg.value} lot(s) are due, "
+            f"{qty} more now",
+            cause_ns,
+            settle=False,
+        )
 
     # -- reports -----------------------------------------------------------------------------
 
@@ -238,10 +374,14 @@ class PairEngine:
                 pair.net_outer += signed
         trade = pair.working
         if trade is not None and order.key in trade.orders:
+            quote = order.key == trade.quote_key
             if delta:
                 self._count(pair, trade, order, delta)
-            if not order.working and order.fill_qty < order.qty and trade.first_fault_ns is None:
-                self._fault(pair, trade, cause_ns)
+                if quote and not trade.unwinding:
+                    self._hedge(pair, trade, cause_ns)
+            missed = not order.working and order.fill_qty < order.qty
+            if missed and not quote and trade.first_fault_ns is None:
+                self._fault(pair, trade, cause_ns)  # a quote that rests unfilled is no fault
             self._settle(pair, trade, cause_ns)
         elif delta and trade is None and not pair.aligned:
             # A bust or a correction on a trade already done: it re-opens the imbalance.
@@ -343,8 +483,12 @@ class PairEngine:
                 },
             )
         )
+        for listener in self.finished:
+            listener(pair, trade)
 
     def _repair(self, pair: PairBook, trade: SpreadPair, cause_ns: int | None) -> None:
+        if self._hold(pair):
+            return
         now = self.desk.now()
         if not trade.unwinding:
             legs, why = self._top_up_legs(pair, trade, now)
@@ -445,6 +589,8 @@ class PairEngine:
         kind: str,
         why: str,
         cause_ns: int | None,
+        *,
+        settle: bool = True,
     ) -> None:
         trade.round_filled = 0
         now = self.desk.now()
@@ -471,7 +617,36 @@ class PairEngine:
             preface=lambda: preface,
         )
         trade.orders.extend(o.key for o in orders)
-        self._settle(pair, trade, cause_ns)
+        if settle:
+            self._settle(pair, trade, cause_ns)
+
+    # -- line switches ---------------------------------------------------------------------
+
+    def _reconciling(self, pair: PairBook) -> bool:
+        reconciling = self.desk.reconciling
+        return bool(reconciling) and (
+            pair.spec.inner.venue in reconciling or pair.spec.outer.venue in reconciling
+        )
+
+    def _hold(self, pair: PairBook) -> bool:
+        """Whether the pair's repair must wait for a reconciliation (and is now waiting)."""
+        if not self._reconciling(pair):
+            return False
+        self._held.add(pair.spec.id)
+        return True
+
+    def resume(self, venue: str, cause_ns: int | None) -> None:
+        """A venue's reconciliation is over: repairs held for it go on, with what it found."""
+        for pair_id in sorted(self._held):
+            pair = self.pairs[pair_id]
+            if venue not in (pair.spec.inner.venue, pair.spec.outer.venue):
+                continue
+            if self._reconciling(pair):
+                continue  # its other venue is still at it
+            self._held.discard(pair_id)
+            trade = pair.working
+            if trade is not None:
+                self._settle(pair, trade, cause_ns)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -484,6 +659,8 @@ class PairEngine:
         trade.retry_booked = False
         if trade.outcome is not None or pair.working is not trade:
             return
+        if self._hold(pair):
+            return
         if not self._working_orders(trade):
             self._unwind(pair, trade, None, "retry after an unwind that took nothing")
 
@@ -495,6 +672,15 @@ class PairEngine:
         for order in self._working_orders(trade):
             if order.pending_kind is None:
                 self.desk.cancel(order, cause_ns=None, why="leg time-out")
+
+    def _quote_timeout(self, trade: SpreadPair) -> None:
+        """A quote still resting at its time-out is cancelled; its fills until the venue
+        confirms are hedged like any other."""
+        quote = self.desk.order(trade.quote_key or "")
+        if quote is None or trade.outcome is not None:
+            return
+        if quote.working and quote.pending_kind is None:
+            self.desk.cancel(quote, cause_ns=None, why="quote time-out")
 
     def _alert(self, pair: PairBook, trade: SpreadPair) -> None:
         if trade.outcome is not None or trade.alerted:
@@ -562,6 +748,32 @@ class PairEngine:
         )
         self._fault(pair, trade, cause_ns)
         self._settle(pair, trade, cause_ns)
+
+
+def passive_price(book: Book | None, side: Side, improve: int, tick: Decimal) -> Decimal | None:
+    """Where a resting order joins its own side of ``book``, ``improve`` ticks better, but
+    always a tick short of the other side (a quote must not take liquidity)."""
+    if book is None:
+        return None
+    buy = side is Side.BUY
+    own = book.best_bid() if buy else book.best_ask()
+    other = book.best_ask() if buy else book.best_bid()
+    if own is None and other is None:
+        return None
+    if own is None:
+        assert other is not None
+        return other - tick if buy else other + tick
+    price = own + improve * tick if buy else own - improve * tick
+    if other is not None:
+        price = min(price, other - tick) if buy else max(price, other + tick)
+    return price
+
+
+def hedge_lots(exact: Fraction, rounding: str) -> int:
+    """The whole hedge lots due for an exact ratio share: the nearest (a half up), or down."""
+    if rounding == "down":
+        return math.floor(exact)
+    return math.floor(exact + Fraction(1, 2))
 
 
 def _best(book: Book | None, side: Side) -> Decimal | None:

@@ -40,8 +40,14 @@ class ExecutionPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    mode: Literal["simultaneous", "quote_and_hedge"] = Field(
+        default="simultaneous",
+        description="simultaneous: both legs at once; quote_and_hedge: rest a limit on "
+        "quote_leg and hedge each of its fills on the other leg, in ratio",
+    )
     leg_order: Literal["ioc", "limit"] = Field(
-        default="ioc", description="ioc, or a day limit cancelled after leg_timeout_ms"
+        default="ioc",
+        description="simultaneous mode: ioc, or a day limit cancelled after leg_timeout_ms",
     )
     leg_timeout_ms: int = Field(default=250, ge=1, le=600_000)
     top_up_pay_up_ticks: int = Field(default=2, ge=0, le=1_000)
@@ -54,6 +60,30 @@ class ExecutionPolicy(BaseModel):
         ge=1,
         le=60_000,
         description="wait before retrying an unwind the book could not take",
+    )
+    quote_leg: Literal["inner", "outer"] = Field(
+        default="inner", description="quote_and_hedge: the less liquid leg, where the quote rests"
+    )
+    quote_improve_ticks: int = Field(
+        default=0,
+        ge=0,
+        le=1_000,
+        description="rest the quote this many ticks better than the best price on its side "
+        "(0 joins it); never so far that it would cross the other side",
+    )
+    quote_timeout_ms: int = Field(
+        default=2_000, ge=1, le=3_600_000, description="cancel a quote still resting after this"
+    )
+    hedge_pay_up_ticks: int = Field(
+        default=2,
+        ge=0,
+        le=1_000,
+        description="a hedge is an IOC this many ticks past the level its size sweeps to",
+    )
+    hedge_rounding: Literal["nearest", "down"] = Field(
+        default="nearest",
+        description="a quote fill rarely maps to whole hedge lots (9/28 of a lot per lot for "
+        "gold): hedge to the nearest lot (a half rounds up), or only whole lots already due",
     )
     imbalance_alert_ms: int = Field(
         default=1_000, ge=1, description="an imbalance this old raises an alert receipt"
@@ -212,6 +242,8 @@ class SpreadPair:
     held_imbalance: Decimal = Decimal(0)  # largest |imbalance| with nothing in flight
     outcome: TradeOutcome | None = None
     sent_ns: int = 0
+    quote_key: str | None = None  # quote_and_hedge: the resting quote's order key
+    hedge_sent: int = 0  # quote_and_hedge: lots of hedges sent so far
     fills: list[tuple[str, int, Decimal, int]] = field(default_factory=list)  # leg, qty, px, ns
 
     @property

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -84,10 +84,39 @@ SealedRow = tuple[
     str,  # hash
 ]
 
-_canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _compact_json(*, sort_keys: bool) -> Callable[[object], str]:
+    """``json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=...).encode``,
+    the same text, with the C encoder built once instead of on every call (what ``encode``
+    does; measured, a third of the time of encoding a row). Receipts hold no containers
+    but ``data``, so the check for circular references is left out."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return encoder.encode
+    iterencode = make(
+        None,
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        sort_keys,
+        False,
+        True,
+    )
+    join = "".join
+
+    def encode(obj: object) -> str:
+        return join(iterencode(obj, 0))
+
+    return encode
+
+
+_canonical = _compact_json(sort_keys=False)
 _sha256 = hashlib.sha256
 
-dump_data = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+dump_data = _compact_json(sort_keys=True)
 """``Receipt.data`` as stored: canonical JSON (keys sorted, no spaces), the same data always
 the same text, so that the hash over it is stable."""
 
@@ -179,30 +208,7 @@ class Chain:
         encode, sha = _canonical, _sha256
         for f in batch:
             seq += 1
-            event_ns, decision_ns, send_ns, ack_ns = hops(f)
-            body = [
-                seq,
-                f[0],
-                f[1],
-                f[2],
-                f[3],
-                f[4],
-                f[5],
-                f[6],
-                f[7],
-                f[8],
-                f[9],
-                f[10],
-                f[11],
-                f[12],
-                f[13],
-                dump_data(f[14]),
-                event_ns,
-                decision_ns,
-                send_ns,
-                ack_ns,
-                prev,
-            ]
+            body = [seq, *f[:14], dump_data(f[14]), *hops(f), prev]
             digest = sha(encode(body).encode()).hexdigest()
             body.append(digest)
             rows.append(tuple(body))  # type: ignore[arg-type]

@@ -16,13 +16,22 @@ from typing import Final
 
 from sqlalchemy.exc import DBAPIError
 
-from oms.receipt_chain import ChainHead, SealedRow
+from oms.receipt_chain import ROW_COLUMNS, ChainHead, SealedRow
 from oms.receipt_spool import Spool
 from oms.receipts import ReceiptFields, ReceiptStore
 
 log = logging.getLogger(__name__)
 
 REPLAY_BATCH: Final = 50_000
+
+SEAL_SLICE: Final = 1_000
+"""Receipts sealed at a time into a PostgreSQL COPY: small enough that the server always
+has rows to work on, big enough that slicing costs nothing measurable."""
+
+PG_COPY: Final = f"COPY receipts ({', '.join(ROW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+PG_TYPES: Final = [
+    "int8" if name == "seq" or name.endswith("_ns") else "text" for name in ROW_COLUMNS
+]
 
 
 class Recorder:
@@ -62,16 +71,15 @@ class Recorder:
         took it (the chain has not moved; call again later with the same batch)."""
         if not batch:
             return True
-        rows, head = self.store.seal(batch)
         if not self.spooling:
             try:
-                self.store.insert_rows(rows)
+                head = self._seal_into_store(batch)
             except Exception as exc:
                 self._start_spooling(exc)
             else:
-                self.store.advance(head)
                 self.committed_seq = head.seq
                 return True
+        rows, head = self.store.seal(batch)
         try:
             self.spool.append(rows)
         except Exception as exc:
@@ -79,6 +87,39 @@ class Recorder:
             return False
         self.store.advance(head)
         return True
+
+    def _seal_into_store(self, batch: Sequence[ReceiptFields]) -> ChainHead:
+        """Seal ``batch`` and insert it as one transaction; the chain moves only if it commits.
+
+        On PostgreSQL the rows go into the COPY a slice at a time, as they are sealed: the
+        server parses and indexes one slice while this process hashes the next (measured:
+        sealing and the server's share of a COPY take about as long each), instead of
+        idling while the other works. Nothing is committed before the COPY ends, so a
+        failure part-way leaves the table and the chain as they were.
+        """
+        store = self.store
+        if store.dialect != "postgresql":
+            rows, head = store.seal(batch)
+            store.insert_rows(rows)
+            store.advance(head)
+            return head
+        start = store.head
+        try:
+            with store.engine.begin() as conn:
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                with driver.cursor() as cursor, cursor.copy(PG_COPY) as copy:
+                    copy.set_types(PG_TYPES)
+                    write = copy.write_row
+                    for i in range(0, len(batch), SEAL_SLICE):
+                        rows, head = store.seal(batch[i : i + SEAL_SLICE])
+                        store.advance(head)  # the next slice follows on from this one
+                        for row in rows:
+                            write(row)
+        except BaseException:
+            store.advance(start)
+            raise
+        return store.head
 
     def replay(self) -> bool:
         """Put the spool into the store, oldest first; True when the spool is empty."""

@@ -97,14 +97,27 @@ def _data_value(key: str, value: object) -> DataValue:
 
 
 def _text(name: str, value: object) -> str | None:
-    """One text field as stored: a plain ``str``, or None. A str Enum becomes its value."""
-    if value is None or type(value) is str:
+    """One text field as stored: a plain ``str`` that UTF-8 can carry, or None. A str Enum
+    becomes its value.
+
+    Bytes that were not UTF-8 on the wire reach Python as lone surrogates, which neither the
+    hash chain nor a database can encode: one such message must not stop the receipt
+    writer, so they are written as backslash escapes (what arrived stays visible)."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        if isinstance(value, Enum) and isinstance(value.value, str):
+            value = value.value
+        elif isinstance(value, str):
+            value = str.__str__(value)
+        else:
+            raise TypeError(
+                f"receipt field {name!r} must be str or None, not {type(value).__name__}"
+            )
+    assert isinstance(value, str)
+    if value.isascii():
         return value
-    if isinstance(value, Enum) and isinstance(value.value, str):
-        return value.value
-    if isinstance(value, str):
-        return str.__str__(value)
-    raise TypeError(f"receipt field {name!r} must be str or None, not {type(value).__name__}")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _ns(name: str, value: object) -> int | None:
@@ -196,7 +209,7 @@ class Receipt:
             self.reason,
             self.raw,
         ):
-            if value is not None and type(value) is not str:
+            if value is not None and (type(value) is not str or not value.isascii()):
                 for name in _TEXT_FIELDS:
                     object.__setattr__(self, name, _text(name, getattr(self, name)))
                 break
@@ -208,7 +221,9 @@ class Receipt:
             return
         for key, item in data.items():
             if type(key) is not str or (
-                item is not None and type(item) is not str and type(item) is not int
+                item is not None
+                and type(item) is not int
+                and (type(item) is not str or not item.isascii())
             ):
                 object.__setattr__(self, "data", _clean(data))
                 return
@@ -262,8 +277,10 @@ def _clean(data: Mapping[Any, object]) -> ReceiptData:
     for key, value in data.items():
         if type(key) is not str:
             raise TypeError(f"receipt data keys must be str, not {key!r}")
-        if value is None or type(value) is str or type(value) is int:
+        if value is None or type(value) is int or (type(value) is str and value.isascii()):
             clean[key] = value
+        elif type(value) is str:
+            clean[key] = _text(key, value)
         else:
             clean[key] = _data_value(key, value)
     return clean

@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from sessions.cli_audit import audit
+from sessions.cli_check import check
+from sessions.cli_ops import COMMANDS as OPS_COMMANDS
+from sessions.cli_soak import soak
 from sessions.config_loader import ConfigError
 from sessions.fixengine import EngineStartError, exit_process
 
@@ -61,7 +64,12 @@ def demo() -> None:
     "--seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C)."
 )
 def gateway(config_path: Path, seconds: float | None) -> None:
-    """Run the gateway: log on to every venue line and trade the configured pairs."""
+    """Run the gateway: log on to every venue line and trade the configured pairs.
+
+    With an [admin] table, the admin API listens too (`cmc sessions`, `cmc kill`...); its
+    bearer token is read from the variable the table names (CMC_ADMIN_TOKEN by default).
+    """
+    from sessions.admin_api import AdminError
     from sessions.gateway import Gateway
     from sessions.gateway_config import load_gateway_config
     from sessions.trading_report import TradeFeed, summarise, summary_table
@@ -72,7 +80,11 @@ def gateway(config_path: Path, seconds: float | None) -> None:
     except ConfigError as exc:
         errors.print(str(exc), highlight=False, markup=False)
         sys.exit(2)
-    gw = Gateway(config)
+    try:
+        gw = Gateway(config)
+    except AdminError as exc:
+        errors.print(f"{config_path}: {exc}", highlight=False, markup=False)
+        sys.exit(2)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -81,8 +93,22 @@ def gateway(config_path: Path, seconds: float | None) -> None:
         errors.print(f"{config_path}: the FIX engine could not start: {exc}")
         gw.stop()
         sys.exit(2)
+    except AdminError as exc:
+        errors.print(f"{config_path}: {exc}", highlight=False, markup=False)
+        gw.stop()
+        sys.exit(2)
     console.print(f"gateway started; receipts to {config.receipts_url}; Ctrl-C to stop")
-    if not gw.wait_ready(30):
+    if gw.admin is not None:
+        console.print(
+            f"admin API at {gw.admin.url} (token from {gw.admin.config.token_env}); "
+            f"`cmc sessions list --state-dir {gw.admin.state_file.parent}`",
+            highlight=False,
+        )
+    ready_by = time.monotonic() + 30
+    ready = False  # waited for in short steps, so that SIGTERM is heard meanwhile
+    while not ready and not stop.is_set() and time.monotonic() < ready_by:
+        ready = gw.wait_ready(0.5)
+    if not ready and not stop.is_set():
         console.print(
             "[yellow]not every venue has a logged-on line and a book yet; "
             "is `cmc sim` running? Still trying...[/yellow]"
@@ -273,6 +299,10 @@ def trade(
 
 
 cli.add_command(audit)
+cli.add_command(soak)
+cli.add_command(check)
+for _command in OPS_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -375,11 +375,12 @@ def trace(db: str | None, config_path: Path | None, key: str) -> None:
 @click.option(
     "--fix-log",
     "fix_log",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="The directory where quickfix logs the gateway's messages.",
+    help="The directory where quickfix logs the gateway's messages (default: the "
+    "configuration's fix_log_dir, else fixlog/ beside its store_dir).",
 )
-def reconcile(db: str | None, config_path: Path | None, fix_log: Path) -> None:
+def reconcile(db: str | None, config_path: Path | None, fix_log: Path | None) -> None:
     """Match the receipts one to one with the FIX messages quickfix logged."""
     from oms.audit.reconcile import FixLogSpec
     from oms.audit.reconcile import reconcile as match
@@ -391,6 +392,8 @@ def reconcile(db: str | None, config_path: Path | None, fix_log: Path) -> None:
             "reconcile needs --config, the gateway's TOML file: it says which FIX sessions "
             "are the gateway's and which venue and line each one is"
         )
+    if fix_log is None:
+        fix_log = config.fix_log_path()
     if not fix_log.is_dir():
         _fail(f"--fix-log {fix_log}: no such directory; give the gateway's FIX log directory")
     spec = FixLogSpec(fix_log, session_map(config))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from oms.commands import CancelOrder, ReplaceOrder, SendOrder
+from oms.commands import CancelOrder, ReplaceOrder, SendOrder, StatusRequest
 from oms.enums import OrderType, Side
 from oms.events import (
     CancelRejected,
@@ -224,7 +224,7 @@ def _market_data(
     )
 
 
-def encode_command(command: SendOrder | CancelOrder | ReplaceOrder) -> str:
+def encode_command(command: SendOrder | CancelOrder | ReplaceOrder | StatusRequest) -> str:
     """The FIX text of a command (header fields are quickfix's to fill)."""
     now = utc_timestamp(command.created_ns)
     if isinstance(command, SendOrder):
@@ -255,6 +255,17 @@ def encode_command(command: SendOrder | CancelOrder | ReplaceOrder) -> str:
                 (55, command.symbol),
                 (54, command.side.value),
                 (60, now),
+            ],
+        )
+    if isinstance(command, StatusRequest):
+        return encode(
+            "H",
+            [
+                (37, command.venue_order_id),
+                (11, command.clordid),
+                (790, command.status_req_id),
+                (55, command.symbol),
+                (54, command.side.value),
             ],
         )
     return encode(

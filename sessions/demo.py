@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -46,6 +47,60 @@ SCRIPT = (
     Move(16.0, Decimal("0")),
 )
 RUN_S = 19.0
+
+DEMO_RISK: dict[str, Any] = {
+    # Every control on, at limits a desk trading one gold spread unit might set; the same
+    # table as conf/demo.toml's [risk]. Notional and P&L in USD; margin in each venue's own.
+    "base_currency": "USD",
+    "fx": {"CNY": "0.1379"},  # what one CNY is worth in USD (7.25 CNY per USD)
+    "daily_loss_limit": "250000",
+    "max_gross_notional": "20000000",
+    "max_open_orders": 200,
+    "defaults": {
+        "max_qty": 100,
+        "collar_ticks": 200,
+        "collar_pct": "2",
+        "max_net_position": 60,
+        "max_gross_position": 120,
+        "stale_after_ms": 2000,
+        "orders_per_s": 50,
+        "cancels_per_s": 100,
+        "replaces_per_s": 50,
+        "burst": 20,
+        "max_open_orders": 100,
+        "reject_breaker": {"count": 5, "window_s": 10, "action": "reducing"},
+        "ack_latency": {"alert_ms": 250, "halt_after": 3},
+        "clock_offset_ms": 500,
+    },
+    "strategy_defaults": {
+        "max_pay_up_ticks": 10,
+        "max_top_up_retries": 3,
+        "repeated_execution": {"max": 20, "window_s": 60},
+        "reject_breaker": {"count": 5, "window_s": 10, "action": "halted"},
+    },
+}
+
+
+def bench_risk() -> dict[str, Any]:
+    """The demo's risk table for a benchmark that fires thousands of trades a minute: every
+    control stays on, but the throttles, the position limits and the repeated-execution
+    breaker are opened wide enough that the benchmark measures their cost rather than
+    hitting them."""
+    return {
+        **DEMO_RISK,
+        "max_gross_notional": "10000000000",
+        "defaults": {
+            **DEMO_RISK["defaults"],
+            "orders_per_s": 100_000,
+            "burst": 1_000,
+            "max_net_position": 100_000,  # a benchmark's position grows trade by trade
+            "max_gross_position": 200_000,
+        },
+        "strategy_defaults": {
+            **DEMO_RISK["strategy_defaults"],
+            "repeated_execution": {"max": 1_000_000, "window_s": 1},
+        },
+    }
 
 
 def gateway_config(venues: list[Venue], work_dir: Path) -> GatewayConfig:
@@ -91,6 +146,13 @@ def gateway_config(venues: list[Venue], work_dir: Path) -> GatewayConfig:
                     "pay_up_ticks": 3,
                 }
             ],
+            "risk": {
+                **DEMO_RISK,
+                "venues": {
+                    inner.id: {"margin_rate": "0.08", "margin_available": "50000000"},  # CNY
+                    outer.id: {"margin_rate": "0.06", "margin_available": "5000000"},  # USD
+                },
+            },
         }
     )
 

@@ -42,6 +42,36 @@ def parse(text: str) -> list[tuple[int, str]]:
     return out
 
 
+class MissingTag(ValueError):
+    """A tag the receiver needs that the FIX 4.4 dictionary leaves optional for the message
+    type, so quickfix let the message through; ``tag`` is for the Reject's RefTagID."""
+
+    def __init__(self, message: str, tag: int) -> None:
+        super().__init__(message)
+        self.tag = tag
+
+
+class Tags(dict[int, str]):
+    """A message's tags by number; reading one that is not there raises :class:`MissingTag`
+    (a ``KeyError`` would be caught as a bug and leave the sender unanswered)."""
+
+    def __missing__(self, tag: int) -> str:
+        raise MissingTag(f"required tag {tag} is missing", tag)
+
+
+def not_utf8(text: str, fields: list[tuple[int, str]]) -> int | None:
+    """The first tag whose value was not UTF-8 on the wire (quickfix hands such bytes to
+    Python as lone surrogates, which nothing downstream can encode), or None."""
+    if text.isascii():
+        return None
+    for tag, value in fields:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return tag
+    return None
+
+
 def flat(fields: list[tuple[int, str]]) -> dict[int, str]:
     """Tag -> value for the first occurrence of each tag (outside groups that is the one)."""
     out: dict[int, str] = {}

@@ -2,7 +2,11 @@
 
 Order of life: the receipt writer (its own process) first, so that nothing happens without
 a trail; then the OMS thread; then the FIX sessions, whose callbacks post to the OMS.
-Stopping goes the other way round, so that the last receipts are written.
+Stopping goes the other way round, so that the last receipts are written. Lines with TLS
+connect through a tunnel that starts before the sessions and stops after them; venues with
+a schedule are logged on and off by a runner that starts just before the sessions (so that
+none logs on outside its windows) and stops before them. The admin API,
+when configured, is checked first (no token, no gateway), listens last and stops first.
 """
 
 from __future__ import annotations
@@ -10,13 +14,21 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from datetime import date
 from pathlib import Path
 
 from oms.audit.reconcile import FixLogSpec
+from oms.client_messages import ClientMessage
 from oms.commands import Command
 from oms.core import Oms
 from oms.receipt_writer import ReceiptWriter
+from oms.receipts import Receipt
+from oms.risk import RiskEngine
+from sessions.admin_api import AdminServer
+from sessions.client_link import ClientSessions
 from sessions.gateway_config import GatewayConfig
+from sessions.schedule import Action, Schedule, ScheduleRunner
+from sessions.tls_tunnel import gateway_tunnel
 from sessions.venue_link import GatewaySessions
 
 log = logging.getLogger("cmc.gateway")
@@ -25,20 +37,88 @@ log = logging.getLogger("cmc.gateway")
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        _make_sqlite_dir(config.receipts_url)
         state = config.store_dir.parent
+        self.admin = None if config.admin is None else AdminServer(self, config.admin, state)
+        _make_sqlite_dir(config.receipts_url)
+        fix_log_dir = config.fix_log_path()
         self.receipts = ReceiptWriter(
             config.receipts_url,
-            spool_dir=state / "receipt-spool",
-            fix_log=FixLogSpec(state / "fixlog", session_map(config)),
+            spool_dir=config.receipt_spool_path(),
+            spool_max_bytes=config.receipt_spool_max_bytes,
+            fix_log=FixLogSpec(fix_log_dir, session_map(config)),
         )
         self.oms = Oms(
             pairs=config.pair_specs(),
             send=self._send,
             record=self.receipts.append,
+            risk=RiskEngine(config.risk, config.instruments()),
+            why_unsent=self._why_unsent,
+            emit=self._to_clients,
         )
-        self.sessions = GatewaySessions(config, self.oms.post)
+        self.clients = (
+            None
+            if config.client_acceptor is None
+            else ClientSessions(
+                config.client_acceptor, state / "client-store", self.oms.post, fix_log_dir
+            )
+        )
+        # Lines with a `tls` table connect through the tunnel's local ports (bound here).
+        self.tunnel, endpoints = gateway_tunnel(config)
+        self.sessions = GatewaySessions(config, self.oms.post, endpoints, log_dir=fix_log_dir)
+        self.schedule = self._schedule_runner()
         self._started = False
+
+    def _schedule_runner(self) -> ScheduleRunner | None:
+        """Venues with a `schedule` are logged on and off by it; the others stay logged on."""
+        schedules = {v.id: Schedule(v.schedule) for v in self.config.venues if v.schedule}
+        if not schedules:
+            return None
+        return ScheduleRunner(
+            schedules,
+            self.sessions,
+            end_of_day=[self._trading_report],
+            on_action=self._schedule_receipt,
+        )
+
+    def _schedule_receipt(self, action: Action) -> None:
+        self.oms.call(
+            lambda oms: oms.record(
+                Receipt.of(
+                    "decision.schedule",
+                    ts_ns=oms.now(),
+                    venue=action.venue,
+                    verdict=action.what,
+                    reason=action.detail,
+                )
+            )
+        )
+
+    def _trading_report(self, venue: str, trading_day: date, close_ns: int) -> None:
+        """End of a venue's trading day: what each of its pairs did, in the log."""
+        from sessions.trading_report import summarise
+
+        summaries = self.oms.call(summarise)
+        for pair in self.config.pairs:
+            s = summaries.get(pair.id)
+            if s is not None and venue in (pair.inner.venue, pair.outer.venue):
+                log.info(
+                    "%s trading day %s ended: pair %s %d trades (%d entries, %d closes), "
+                    "%d fills, position %d, imbalance %s",
+                    venue,
+                    trading_day,
+                    pair.id,
+                    s.trades,
+                    s.entries,
+                    s.closes,
+                    s.fills,
+                    s.position,
+                    s.imbalance,
+                )
+
+    def _to_clients(self, message: ClientMessage) -> None:
+        """Client reports and drop copies, from the OMS thread (set up before the acceptor)."""
+        if self.clients is not None:
+            self.clients.send(message)
 
     def _send(self, command: Command) -> bool:
         """The OMS needs a sender before the sessions exist (they post to the OMS).
@@ -50,21 +130,38 @@ class Gateway:
             return False
         return self.sessions.send(command)
 
+    def _why_unsent(self, venue: str) -> str:
+        halted = self.receipts.halted
+        if halted is not None:
+            return f"receipts cannot be kept ({halted}): no trading without an audit trail"
+        return f"no line to {venue} is logged on"
+
     def start(self) -> None:
+        if self.admin is not None:
+            self.admin.bind()
         self.receipts.start()
         self.oms.start()
+        if self.tunnel is not None:
+            self.tunnel.start()
+        if self.schedule is not None:  # before the sessions: none logs on out of its window
+            self.schedule.start()
         self.sessions.start()
+        if self.clients is not None:  # after the venues: a client's order has a line to go to
+            self.clients.start()
         # Everything built so far lives as long as the gateway: move it out of the garbage
         # collector's way, so that a collection only scans what trading creates.
         gc.freeze()
         self._started = True
+        if self.admin is not None:  # last: operators act on a gateway that is all there
+            self.admin.start()
 
     def wait_ready(self, timeout_s: float = 15.0) -> bool:
         """Whether every venue has an active line and a book for every instrument."""
         deadline = time.monotonic() + timeout_s
-        wanted = {(v.id, i.symbol) for v in self.config.venues for i in v.instruments}
+        venues = [v for v in self.config.venues if v.id not in self.scheduled_out()]
+        wanted = {(v.id, i.symbol) for v in venues for i in v.instruments}
         while time.monotonic() < deadline:
-            lines = self.sessions.active_lines()
+            lines = {v.id: self.sessions.active_lines()[v.id] for v in venues}
             books = self.oms.call(
                 lambda oms: {k for k, b in oms.market.books.items() if b.bids or b.asks}
             )
@@ -73,11 +170,26 @@ class Gateway:
             time.sleep(0.05)
         return False
 
+    def scheduled_out(self) -> set[str]:
+        """Venues whose schedule keeps them logged out now."""
+        if self.schedule is None:
+            return set()
+        now = self.schedule.clock.now_ns()
+        return {v for v, s in self.schedule.schedules.items() if not s.wanted_at(now)[0]}
+
     def stop(self) -> None:
+        if self.admin is not None:
+            self.admin.stop()
         if not self._started:
             return
         self._started = False
+        if self.clients is not None:  # first: no client order arrives for a stopping OMS
+            self.clients.retire()
+        if self.schedule is not None:
+            self.schedule.stop()
         self.sessions.stop()
+        if self.tunnel is not None:
+            self.tunnel.stop()
         self.oms.stop()
         self.receipts.close()
 

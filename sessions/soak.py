@@ -7,7 +7,9 @@ through the paired-leg engine. At the end every trade must have ended aligned on
 units, no order may be working anywhere, and each venue's own record of what filled must
 agree with the OMS's, order by order.
 
-Used by the test suite (a bounded run) and ``bench/soak.py`` (a long one).
+Used by the test suite (a bounded run), ``bench/soak.py`` (a long one) and ``cmc soak``
+(one that runs for a given time, cuts the lines every so often and, by a ``tick`` of its
+own, the receipt database).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 from oms.clock import now_ns
 from oms.core import Oms
+from oms.events import OrdStatus
 from oms.orders import Order
 from oms.pairs import Direction, SpreadPair, TradeOutcome
+from oms.receipt_writer import WriterStats
 from sessions.demo import GW_BACKUP, GW_PRIMARY, gateway_config
 from sessions.gateway import Gateway
 from sessions.ports import free_port
@@ -44,6 +48,13 @@ class SoakPlan:
     max_position: int = 20  # the pair's position limit, in units: what "notional" means
     seed: int = 2024
     trade_timeout_s: float = 10.0
+    seconds: float | None = None  # stop trading after this long too (`cmc soak`)
+    drop_every_s: float | None = None  # cut every line, each venue in turn, this often
+    # Each venue holds the gateway's two lines as one member's (an order sent on one is
+    # known on the other), and the gateway is told so: after a switch, an order the venue
+    # does not know never arrived.
+    linked_lines: bool = False
+    trades_per_s: float | None = None  # at most this many trades a second (None: flat out)
 
 
 @dataclass
@@ -66,6 +77,12 @@ class SoakResult:
     drops: int = 0
     stuck: int = 0  # trades that did not end within trade_timeout_s
     duration_s: float = 0.0
+    drops_by_venue: Counter[str] = field(default_factory=Counter)
+    rejected_orders: int = 0  # orders a venue rejected (the plan's reject_rate)
+    part_filled_orders: int = 0  # orders that ended with only part of them filled
+    orders_by_venue: Counter[str] = field(default_factory=Counter)
+    errors: int = 0  # errors on the OMS thread and in the FIX callbacks, gateway and venues
+    receipts: WriterStats | None = None  # where every receipt went, once the gateway stopped
 
     @property
     def completed(self) -> int:
@@ -153,22 +170,47 @@ def venue_settings(plan: SoakPlan) -> tuple[dict[str, Any], dict[str, Any]]:
     return inner, outer
 
 
-def soak_gateway_config(venues: list[Venue], work_dir: Path, plan: SoakPlan) -> Any:
+def soak_gateway_config(
+    venues: list[Venue], work_dir: Path, plan: SoakPlan, receipts_url: str | None = None
+) -> Any:
     """The demo's gateway configuration, with a pair the strategy never trades by itself
-    (the soak sends every trade) and a position limit that defines its notional."""
+    (the soak sends every trade) and a position limit that defines its notional; receipts
+    to ``receipts_url`` when given (SQLite in ``work_dir`` otherwise)."""
     config = gateway_config(venues, work_dir)
     data = config.model_dump(mode="json")
+    if receipts_url is not None:
+        data["receipts_url"] = receipts_url
+    if plan.linked_lines:
+        for venue in data["venues"]:
+            venue["failover"] = {**venue.get("failover", {}), "orders_across_lines": True}
     data["pairs"][0].update(
         entry_spread="100000", exit_spread="-100000", max_position=plan.max_position
     )
+    # The soak's random rejects would trip the demo's reject breakers and halt the venues:
+    # it measures the pair engine under faults, so risk keeps only what never refuses a
+    # sound order (sessions up, ClOrdIDs fresh, ticks and lots right, the kill switch).
+    data["risk"] = {"base_currency": "USD", "fx": data["risk"]["fx"]}
     return type(config).model_validate(data)
 
 
+Tick = Callable[[Gateway, float], None]
+"""Called between trades with the seconds since trading began: where a caller injects
+faults of its own (``cmc soak`` cuts the receipt database)."""
+
+
 def run_soak(
-    plan: SoakPlan, work_dir: Path, progress: Callable[[int], None] | None = None
+    plan: SoakPlan,
+    work_dir: Path,
+    progress: Callable[[int], None] | None = None,
+    *,
+    receipts_url: str | None = None,
+    tick: Tick | None = None,
 ) -> SoakResult:
     """Run the plan against fresh venues and a fresh gateway; the venues are retired and
-    the gateway stopped before returning (a caller must not stop the venues again)."""
+    the gateway stopped before returning (a caller must not stop the venues again).
+
+    A gateway whose receipts could not all be confirmed raises ``ReceiptLossError`` from
+    its stop, as anywhere else; ``result.receipts`` is filled in only when they were."""
     result = SoakResult(plan)
     started = time.monotonic()
     venues = [Venue(c) for c in venue_configs(plan)]
@@ -176,18 +218,25 @@ def run_soak(
     try:
         for venue in venues:
             venue.start()
-        gateway = Gateway(soak_gateway_config(venues, work_dir, plan))
+            if plan.linked_lines:
+                venue.link_clients(GW_PRIMARY, GW_BACKUP)
+        gateway = Gateway(soak_gateway_config(venues, work_dir, plan, receipts_url))
         gateway.start()
         if not gateway.wait_ready(30):
             raise RuntimeError("the gateway did not log on to both venues within 30 s")
-        _trade_many(gateway, venues, plan, result, progress)
+        _trade_many(gateway, venues, plan, result, progress, tick)
         _reckon(gateway, venues, result)
+        result.errors = gateway.oms.errors + gateway.sessions.application.callback_errors
+        result.errors += sum(v.application.callback_errors for v in venues)
     finally:
-        if gateway is not None:
-            gateway.stop()
-        for venue in venues:
-            venue.retire()
-        result.duration_s = time.monotonic() - started
+        try:
+            if gateway is not None:
+                gateway.stop()
+                result.receipts = gateway.receipts.stats()
+        finally:
+            for venue in venues:
+                venue.retire()
+            result.duration_s = time.monotonic() - started
     return result
 
 
@@ -197,12 +246,27 @@ def _trade_many(
     plan: SoakPlan,
     result: SoakResult,
     progress: Callable[[int], None] | None,
+    tick: Tick | None = None,
 ) -> None:
     oms = gateway.oms
     drop_after = int(plan.attempts * plan.drop_at) if plan.drop_at is not None else -1
     position = 0
     deadline_refused = 0.0
+    began = time.monotonic()
+    next_drop = plan.drop_every_s
+    drops = itertools.cycle(venues)
     while result.attempts < plan.attempts:
+        elapsed = time.monotonic() - began
+        if plan.seconds is not None and elapsed >= plan.seconds:
+            break
+        if tick is not None:
+            tick(gateway, elapsed)
+        if next_drop is not None and plan.drop_every_s and elapsed >= next_drop:
+            venue = next(drops)
+            cut = venue.drop_connections()
+            result.drops += cut
+            result.drops_by_venue[venue.id] += cut
+            next_drop += plan.drop_every_s
         direction = Direction.BUY_INNER if position <= 0 else Direction.SELL_INNER
 
         def send(o: Oms, d: Direction = direction) -> SpreadPair | str:
@@ -213,7 +277,8 @@ def _trade_many(
             result.refused[trade.split(" (")[0]] += 1
             if not deadline_refused:
                 deadline_refused = time.monotonic() + 30
-            if time.monotonic() > deadline_refused:
+            # A run by the clock goes on to its end and reports what held it up.
+            if plan.seconds is None and time.monotonic() > deadline_refused:
                 raise RuntimeError(f"the gateway refused to trade for 30 s: {trade}")
             time.sleep(0.005)
             continue
@@ -221,7 +286,9 @@ def _trade_many(
         assert isinstance(trade, SpreadPair)
         result.attempts += 1
         if result.attempts == drop_after:
-            result.drops += venues[0].drop_connections()
+            cut = venues[0].drop_connections()
+            result.drops += cut
+            result.drops_by_venue[venues[0].id] += cut
         end = time.monotonic() + plan.trade_timeout_s
         while trade.outcome is None and time.monotonic() < end:
             time.sleep(0.0005)
@@ -231,6 +298,9 @@ def _trade_many(
         position = oms.call(lambda o: o.pairs[PAIR].units)
         if progress is not None:
             progress(result.attempts)
+        if plan.trades_per_s:
+            next_at = began + result.attempts / plan.trades_per_s
+            time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def _wait_idle(oms: Oms, timeout_s: float) -> None:
@@ -268,6 +338,9 @@ def _reckon(gateway: Gateway, venues: list[Venue], result: SoakResult) -> None:
         if trade.first_fault_ns is not None and trade.balanced_ns is not None:
             result.fault_to_balanced_ns.append(trade.balanced_ns - trade.first_fault_ns)
     result.working_orders = sum(1 for o in orders if o.working)
+    result.orders_by_venue = Counter(o.venue for o in orders)
+    result.rejected_orders = sum(1 for o in orders if o.status is OrdStatus.REJECTED)
+    result.part_filled_orders = sum(1 for o in orders if not o.working and 0 < o.fill_qty < o.qty)
     by_venue: dict[str, dict[str, tuple[int, int]]] = {}
     for venue in venues:
         seen: dict[str, tuple[int, int]] = {}

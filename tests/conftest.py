@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sessions.gateway import Gateway
 from sessions.ports import free_port
 from sessions.simulator.client import FixClient
 from sessions.simulator.config import VenueConfig
@@ -27,6 +28,18 @@ GOLD_INNER: dict[str, Any] = {
     "price_band_pct": "6",
     "max_order_qty": 500,
 }
+
+
+GOLD_OUTER: dict[str, Any] = {
+    "symbol": "GC",
+    "currency": "USD",
+    "tick": "0.1",
+    "contract_size": "100",
+    "contract_unit": "troy_oz",
+    "prev_close": "2402.5",
+}
+GATEWAY_CLIENTS = ["T1", "GW-PRI", "GW-BAK"]
+"""A gold venue's clients: a trader (T1) and the gateway's primary and backup lines."""
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float = 0.02) -> bool:
@@ -109,3 +122,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.fixture
+def venues(make_venue: Callable[..., Venue]) -> tuple[Venue, Venue]:
+    """The gold pair's venues, empty: INNER lists AU (CNY per gram), OUTER lists GC (USD per
+    troy ounce), each with the gateway's two lines and T1 as clients."""
+    inner = make_venue(
+        id="INNER", comp_id="INNER", clients=GATEWAY_CLIENTS, instruments=[GOLD_INNER]
+    )
+    outer = make_venue(
+        id="OUTER", comp_id="OUTER", clients=GATEWAY_CLIENTS, instruments=[GOLD_OUTER]
+    )
+    return inner, outer
+
+
+@pytest.fixture
+def gateways() -> Iterator[list[Gateway]]:
+    """Gateways a test starts, stopped at its end (after its clients, before its venues)."""
+    started: list[Gateway] = []
+    yield started
+    for gateway in started:
+        gateway.stop()

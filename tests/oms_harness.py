@@ -26,6 +26,7 @@ from oms.events import (
 from oms.instruments import Instrument
 from oms.pairs import PairConfig, PairSpec
 from oms.receipts import Receipt
+from oms.risk import RiskConfig, RiskEngine
 
 AU = Instrument(
     venue="INNER",
@@ -43,6 +44,8 @@ GC = Instrument(
     contract_size=Decimal(100),
     contract_unit="troy_oz",
 )
+
+INSTRUMENTS = {(i.venue, i.symbol): i for i in (AU, GC)}
 
 
 def gold(**pair: Any) -> PairSpec:
@@ -63,7 +66,7 @@ def gold(**pair: Any) -> PairSpec:
 class Harness:
     """The OMS fed typed events directly, its commands and receipts collected."""
 
-    def __init__(self, spec: PairSpec | None = None) -> None:
+    def __init__(self, spec: PairSpec | None = None, risk: RiskConfig | None = None) -> None:
         self.sent: list[Command] = []
         self.receipts: list[Receipt] = []
         self.clock = itertools.count(1_000_000, 1_000)
@@ -71,6 +74,7 @@ class Harness:
             pairs=[spec or gold()],
             send=self._send,
             record=self.receipts.append,
+            risk=RiskEngine(risk or RiskConfig(fx={"CNY": Decimal("0.1379")}), INSTRUMENTS),
             clock=self.clock.__next__,
         )
         self._exec_ids = itertools.count(1)
@@ -115,10 +119,23 @@ class Harness:
 
     def fill_in_full(self, command: SendOrder, price: str) -> None:
         """The venue's New and then one fill of the whole order."""
-        for exec_type, status, last, cum in (
+        self.reports(
+            command,
+            price,
             (ExecType.NEW, OrdStatus.NEW, 0, 0),
             (ExecType.TRADE, OrdStatus.FILLED, command.qty, command.qty),
-        ):
+        )
+
+    def reject(self, command: SendOrder) -> None:
+        """The venue refuses the order outright."""
+        self.reports(command, "0", (ExecType.REJECTED, OrdStatus.REJECTED, 0, 0))
+
+    def reports(
+        self, command: SendOrder, price: str, *steps: tuple[ExecType, OrdStatus, int, int]
+    ) -> None:
+        """Execution reports for ``command``: (ExecType, OrdStatus, LastQty, CumQty) each."""
+        for exec_type, status, last, cum in steps:
+            leaves = 0 if status in (OrdStatus.REJECTED, OrdStatus.CANCELED) else command.qty - cum
             self.oms.handle(
                 ExecutionReceived(
                     venue=command.venue,
@@ -135,7 +152,7 @@ class Harness:
                     last_qty=last,
                     last_px=Decimal(price) if last else None,
                     cum_qty=cum,
-                    leaves_qty=command.qty - cum,
+                    leaves_qty=leaves,
                     avg_px=Decimal(price) if cum else Decimal(0),
                     transact_ns=None,
                     sending_ns=None,

@@ -7,6 +7,7 @@ writer's); the CLI runs as a subprocess against SQLite and PostgreSQL.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import subprocess
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from oms.audit.export import EXPORT_COLUMNS, export_rows, write_csv
 from oms.audit.timerange import BadInstant, parse_instant, utc_text
-from oms.receipts import Receipt
+from oms.receipts import Receipt, ReceiptStore
 from tests.test_audit_chain import BASE_NS, store_url, trade_receipts, write_through_writer
 from tests.test_receipts import pg_url  # noqa: F401  (a fixture)
 
@@ -165,6 +167,38 @@ def test_a_missing_store_says_where_to_look(tmp_path: Path) -> None:
     unknown = cmc("verify", "--db", "postgresql+psycopg://cmc:s3cret@127.0.0.1:1/none")
     assert unknown.returncode == 2 and "cannot read the receipt store" in unknown.stderr
     assert "s3cret" not in unknown.stderr + unknown.stdout  # the password never shows
+
+
+def test_csv_is_what_the_csv_module_writes_whatever_the_cells_hold(tmp_path: Path) -> None:
+    """The fast CSV path quotes as ``csv.writer`` does: commas, quotes and line breaks in
+    any text cell, data empty or not, None in every optional column; and a carriage return,
+    which Python 3.11's module leaves bare, is quoted so that the line reads back."""
+    awkward = [
+        Receipt("line.state", ts_ns=BASE_NS),  # every optional field None, data {}
+        Receipt.of("decision.risk", ts_ns=BASE_NS + 1, reason='refused: "qty", 30 > 20'),
+        Receipt.of("event.note", ts_ns=BASE_NS + 2, reason="two\nlines", venue="A,B"),
+        Receipt.of("event.note", ts_ns=BASE_NS + 3, raw=f"8=FIX.4.4{SOH}58=a\r{SOH}"),
+        Receipt.of("event.note", ts_ns=BASE_NS + 4, clordid='C"1', data={"k": "v,w"}),
+        Receipt.of("event.note", ts_ns=BASE_NS + 5, reason="", data={"n": None}),
+        *trade_receipts(2),
+    ]
+    with ReceiptStore(f"sqlite:///{tmp_path / 'r.sqlite'}") as store:
+        store.append_batch(awkward)
+        fast = io.StringIO()
+        assert write_csv(store.scan_tuples(), fast) == len(awkward)
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        writer.writerows(export_rows(store.scan_tuples()))
+    lines, module_lines = fast.getvalue().split("\n"), expected.getvalue().split("\n")
+    carriage_return = next(i for i, line in enumerate(lines) if "\r" in line)
+    assert lines[carriage_return].count('"') == 2  # the raw cell, quoted
+    del lines[carriage_return], module_lines[carriage_return]
+    assert lines == module_lines
+    rows = list(csv.DictReader(io.StringIO(fast.getvalue(), newline="")))
+    assert [r["reason"] for r in rows[1:4]] == ['refused: "qty", 30 > 20', "two\nlines", ""]
+    assert rows[2]["venue"] == "A,B" and rows[4]["clordid"] == 'C"1'
+    assert rows[3]["raw"] == f"8=FIX.4.4{SOH}58=a\r{SOH}"
 
 
 def test_parse_instant() -> None:

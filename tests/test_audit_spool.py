@@ -7,11 +7,8 @@ every connection reset), so the server itself, shared with others, never stops.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +21,7 @@ from oms.receipt_chain import Chain
 from oms.receipt_spool import SPOOL_FILE, Spool, SpoolFull
 from oms.receipt_writer import ReceiptWriter
 from oms.receipts import Receipt, ReceiptStore, as_fields
-from sessions.ports import free_port
+from sessions.tcp_relay import TcpRelay
 from tests.test_audit_chain import BASE_NS, trade_receipts
 from tests.test_receipts import pg_url  # noqa: F401  (a fixture)
 
@@ -38,74 +35,11 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0
         time.sleep(0.02)
 
 
-_RESET = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
-"""SO_LINGER on with a zero timeout: close() resets the connection."""
-
-
-class Proxy:
-    """127.0.0.1:``port`` forwarded to ``target``; :meth:`cut` is the outage."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listening = threading.Event()
-        self._accepter: threading.Thread | None = None
-
-    def open(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        listener.settimeout(0.05)
-        self._listening.set()
-        self._accepter = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._accepter.start()
-
-    def cut(self) -> None:
-        """Stop listening (new connections are refused) and reset every open one."""
-        self._listening.clear()
-        if self._accepter is not None:
-            self._accepter.join(5)
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
-                sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        with listener:
-            while self._listening.is_set():
-                try:
-                    client, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-                client.settimeout(None)
-                with self._lock:
-                    self._sockets += [client, upstream]
-                for a, b in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
 @pytest.fixture
-def proxied(pg_url: str) -> Iterator[tuple[str, str, Proxy]]:  # noqa: F811
+def proxied(pg_url: str) -> Iterator[tuple[str, str, TcpRelay]]:  # noqa: F811
     """(the store's URL, the same through the proxy, the proxy)."""
     direct = make_url(pg_url)
-    proxy = Proxy((direct.host or "127.0.0.1", direct.port or 5432))
+    proxy = TcpRelay((direct.host or "127.0.0.1", direct.port or 5432))
     proxy.open()
     url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     yield pg_url, url, proxy
@@ -125,7 +59,7 @@ def stored_in_order(url: str) -> list[Receipt]:
 
 
 def test_cutting_postgresql_mid_run_loses_nothing(
-    proxied: tuple[str, str, Proxy], tmp_path: Path
+    proxied: tuple[str, str, TcpRelay], tmp_path: Path
 ) -> None:
     direct, url, proxy = proxied
     spool_dir = tmp_path / "spool"
@@ -160,7 +94,7 @@ def test_cutting_postgresql_mid_run_loses_nothing(
 
 
 def test_a_spool_left_at_close_is_replayed_by_the_next_writer(
-    proxied: tuple[str, str, Proxy], tmp_path: Path
+    proxied: tuple[str, str, TcpRelay], tmp_path: Path
 ) -> None:
     direct, url, proxy = proxied
     spool_dir = tmp_path / "spool"
@@ -188,7 +122,7 @@ def test_a_spool_left_at_close_is_replayed_by_the_next_writer(
 
 
 def test_a_full_spool_halts_trading_until_the_store_is_back(
-    proxied: tuple[str, str, Proxy], tmp_path: Path
+    proxied: tuple[str, str, TcpRelay], tmp_path: Path
 ) -> None:
     direct, url, proxy = proxied
     writer = ReceiptWriter(

@@ -21,26 +21,9 @@ from sessions.demo import gateway_config
 from sessions.gateway import Gateway
 from sessions.simulator.client import FixClient
 from sessions.simulator.venue import Venue
-from tests.conftest import GOLD_INNER, wait_until
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.fix
-
-GOLD_OUTER: dict[str, Any] = {
-    "symbol": "GC",
-    "currency": "USD",
-    "tick": "0.1",
-    "contract_size": "100",
-    "contract_unit": "troy_oz",
-    "prev_close": "2402.5",
-}
-CLIENTS = ["T1", "GW-PRI", "GW-BAK"]
-
-
-@pytest.fixture
-def venues(make_venue: Callable[..., Venue]) -> tuple[Venue, Venue]:
-    inner = make_venue(id="INNER", comp_id="INNER", clients=CLIENTS, instruments=[GOLD_INNER])
-    outer = make_venue(id="OUTER", comp_id="OUTER", clients=CLIENTS, instruments=[GOLD_OUTER])
-    return inner, outer
 
 
 @pytest.fixture

@@ -79,7 +79,15 @@ def test_receipts_of_a_spread_trade_come_in_the_order_things_happened() -> None:
     h.book("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)])
     kinds = [r.kind for r in h.receipts]
     at = kinds.index("decision.spread_intent")
-    assert kinds[at + 1 : at + 3] == ["command.send_order", "command.send_order"]
-    intent, send_a, send_b = h.receipts[at : at + 3]
+    assert kinds[at : at + 6] == [
+        "decision.spread_intent",
+        "decision.risk",  # the whole trade at its worst, then each leg before it was sent
+        "decision.risk",
+        "decision.risk",
+        "command.send_order",
+        "command.send_order",
+    ]
+    assert {h.receipts[at + i].verdict for i in (1, 2, 3)} == {"passed"}
+    intent, send_a, send_b = (h.receipts[at + i] for i in (0, 4, 5))
     assert intent.ts_ns < send_a.ts_ns < send_b.ts_ns
     assert intent.cause_ns == send_a.cause_ns == send_b.cause_ns == h.receipts[at - 1].cause_ns

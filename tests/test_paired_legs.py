@@ -8,7 +8,7 @@ connection, reconciled against the venues' own records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -93,14 +93,6 @@ def start_gateway(venues: tuple[Venue, Venue], tmp_path: Path, **execution: Any)
     gateway.start()
     assert gateway.wait_ready(20), "the gateway did not log on to both venues"
     return gateway
-
-
-@pytest.fixture
-def gateways() -> Iterator[list[Gateway]]:
-    started: list[Gateway] = []
-    yield started
-    for gateway in started:
-        gateway.stop()
 
 
 def trade(gateway: Gateway, direction: Direction = Direction.BUY_INNER) -> SpreadPair:
@@ -285,13 +277,20 @@ def test_a_bust_after_the_trade_reopens_the_imbalance_and_it_is_repaired() -> No
     )
 
     assert pair.imbalance == -28 and pair.working is not None
+    busted = h.oms.orders.by_key(inner.clordid)
+    assert busted is not None and busted.status is OrdStatus.CANCELED  # an IOC trades no more
+    assert busted not in h.oms.orders.working()
+    # risk's view: the bust took the 28 lots back out; the top-up's 28 are working
+    assert h.oms.risk.exposure("INNER", "AU") == (0, 28, 0)
     top_up = orders(h)[-1]
     assert (top_up.venue, top_up.side, top_up.qty) == ("INNER", Side.BUY, 28)
-    assert [r.kind for r in h.receipts][-3:] == [
+    assert [r.kind for r in h.receipts][-4:] == [
         "decision.repair",
         "decision.top_up",
+        "decision.risk",
         "command.send_order",
     ]
+    assert h.receipts[-2].verdict == "passed" and h.receipts[-2].clordid == top_up.clordid
     h.fill_in_full(top_up, "560.00")
     assert pair.working is None and pair.units == 1 and pair.imbalance == 0
     assert pair.done[-1].outcome is TradeOutcome.TOPPED_UP

@@ -8,8 +8,10 @@ one to one finds what one side has and the other lacks:
   with its ClOrdID (11) that says it was sent;
 * an execution report, cancel reject or reject received matches the ``event.*`` receipt
   whose raw message has the same SenderCompID, TargetCompID, MsgSeqNum and SendingTime;
-* market data received (W, X) matches the ``event.market_data`` receipt of the same venue
-  and line with the same SendingTime (those receipts keep counts, not the raw text);
+* market data received (W, X) matches the ``event.market_data`` receipt (or
+  ``event.market_data_ignored``, for a line that was not the venue's active one) of the
+  same venue and line with the same SendingTime (those receipts keep counts, not the raw
+  text);
 * session-level messages (logon, heartbeat, test request, resend request, sequence reset,
   logout) and the MarketDataRequests the sessions send carry no receipt by design and are
   only counted.
@@ -42,6 +44,8 @@ ADMIN_TYPES: Final = frozenset({"0", "1", "2", "4", "5", "A"})
 UNRECEIPTED_OUT: Final = frozenset({"V"})
 """Application messages the sessions send without a receipt (market data subscriptions)."""
 MARKET_DATA: Final = frozenset({"W", "X"})
+MARKET_DATA_KINDS: Final = frozenset({"event.market_data", "event.market_data_ignored"})
+"""Receipts of market data received: applied to the books, or not (an inactive line's)."""
 UNRECORDED_KIND: Final = "fix.unrecorded"
 RECONCILE_KIND: Final = "audit.reconcile"
 _SLACK_NS: Final = 1_000_000_000
@@ -131,7 +135,7 @@ def receipt_key(
         if clordid is None or verdict == "not sent":
             return None
         return ("out", clordid)
-    if kind == "event.market_data":
+    if kind in MARKET_DATA_KINDS:
         msg_type = "W" if data.get("snapshot") else "X"
         return ("md", venue, line, msg_type, data.get("sending_ns"))
     if kind.startswith("event.") and raw:

@@ -18,6 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import quickfix as fix
+
 from oms.clock import now_ns
 from oms.commands import CancelOrder, ReplaceOrder, SendOrder
 from oms.enums import OrderType, Side, TimeInForce
@@ -66,6 +68,14 @@ class _ClientApplication(GuardedApplication):
     def on_logout(self, session: str) -> None:
         self._client._logged_on.clear()
 
+    def on_to_admin(self, message: Any, session: str) -> None:
+        header = message.getHeader()
+        if header.getField(35) == "A":
+            if self._client.username is not None:
+                message.setField(553, self._client.username)
+            if self._client.password is not None:
+                message.setField(554, self._client.password)
+
     def on_from_admin(self, message: Any, session: str) -> None:
         self._client._receive(message.toString(), admin=True)
 
@@ -85,8 +95,11 @@ class FixClient:
         heartbeat_s: int = 30,
         reconnect_s: int = 1,
         reset_on_logon: bool = False,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.sender, self.target = sender, target
+        self.username, self.password = username, password
         self.session_id = owned_session_id(sender, target)
         self.received: list[Received] = []
         self._cond = threading.Condition()
@@ -124,6 +137,19 @@ class FixClient:
     @property
     def is_logged_on(self) -> bool:
         return self._logged_on.is_set()
+
+    def log_out(self, reason: str = "client away", wait_s: float = 5.0) -> None:
+        """Log out and stay out (the initiator does not reconnect) until :meth:`log_on`."""
+        fix.Session.lookupSession(self.session_id).logout(reason)
+        deadline = time.monotonic() + wait_s
+        while self._logged_on.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def log_on(self, wait_s: float = 10.0) -> None:
+        """Log on again after :meth:`log_out` (the session's sequence numbers carry on)."""
+        fix.Session.lookupSession(self.session_id).logon()
+        if not self._logged_on.wait(wait_s):
+            raise TimeoutError(f"{self.sender} did not log on again within {wait_s} s")
 
     def __enter__(self) -> FixClient:
         return self.start()

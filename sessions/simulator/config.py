@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from oms.instruments import Instrument, InstrumentSpec
 from sessions.config_loader import load_toml
 from sessions.simulator.matching import Phase
+from sessions.tls_tunnel import TlsServerConfig
 
 CompId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -68,6 +69,13 @@ class FaultConfig(Strict):
     )
 
 
+class VenueTlsConfig(TlsServerConfig):
+    """TLS on the venue's port: a tunnel terminates it and forwards to the venue's plain
+    acceptor, which then listens on a free port of its own (shown at start)."""
+
+    host: str = Field(default="127.0.0.1", description="the address TLS is served on")
+
+
 class PhaseChange(Strict):
     after_s: float = Field(ge=0)
     phase: Phase
@@ -92,6 +100,9 @@ class VenueConfig(Strict):
     instruments: list[InstrumentConfig] = Field(min_length=1)
     liquidity: LiquidityConfig = LiquidityConfig(enabled=False)
     faults: FaultConfig = FaultConfig()
+    tls: VenueTlsConfig | None = Field(
+        default=None, description="serve FIX over TLS on `port` (README: TLS on the FIX lines)"
+    )
 
     @field_validator("clients")
     @classmethod

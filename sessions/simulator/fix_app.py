@@ -18,7 +18,7 @@ import quickfix as fix
 from oms.clock import monotonic_ns, now_ns
 from oms.enums import OrderType, Side, TimeInForce
 from sessions.fixengine import GuardedApplication
-from sessions.fixwire import flat, parse
+from sessions.fixwire import MissingTag, Tags, flat, not_utf8, parse
 from sessions.simulator.commands import (
     CancelOrder,
     Command,
@@ -63,8 +63,25 @@ class VenueApplication(GuardedApplication):
     def on_from_app(self, message: Any, session: str) -> None:
         arrived_mono = monotonic_ns()  # first: a probe's "arrived" excludes our own parsing
         recv_ns = now_ns()
-        fields = parse(message.toString())
-        tags = flat(fields)
+        text = message.toString()
+        fields = parse(text)
+        bad = not_utf8(text, fields)
+        if bad is not None:  # nothing downstream can carry it: refuse the field
+            raise fix.IncorrectDataFormat(bad)
+        try:
+            command = self._command(Tags(flat(fields)), fields, session, recv_ns, arrived_mono)
+        except MissingTag as exc:  # optional in FIX 4.4's dictionary, needed here
+            raise fix.FieldNotFound(exc.tag) from None
+        self._enqueue(command)
+
+    def _command(
+        self,
+        tags: Tags,
+        fields: list[tuple[int, str]],
+        session: str,
+        recv_ns: int,
+        arrived_mono: int,
+    ) -> Command:
         msg_type = tags[35]
         command: Command
         if msg_type == "D":
@@ -103,7 +120,7 @@ class VenueApplication(GuardedApplication):
             )
         else:
             raise fix.UnsupportedMessageType()
-        self._enqueue(command)
+        return command
 
 
 def _whole(text: str) -> int | None:

@@ -5,16 +5,24 @@ and put them on the inbox. The venue thread is the only one that touches the mat
 engine, the order records, market data and the liquidity provider; it also sends every
 outgoing message, in order per session (a delayed acknowledgement holds back whatever
 follows it on that session, as a slow venue would).
+
+Faults for failover: ``drop_session`` cuts one client's connection, ``go_silent`` makes one
+go quiet with its socket left open (through a ``FaultRelay`` in front of the acceptor), and
+``link_clients`` makes several CompIDs one member's lines, as a primary and its backup are
+at a venue that keeps orders by member: any of them may ask after the others' orders.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import heapq
 import itertools
 import logging
 import queue
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +34,7 @@ import quickfix as fix
 from oms.clock import NS_PER_MS, monotonic_ns, now_ns
 from oms.enums import OrderType, Side, TimeInForce
 from sessions.fixengine import (
+    EngineStartError,
     FixEngine,
     build_settings,
     common_defaults,
@@ -35,6 +44,7 @@ from sessions.fixengine import (
     session_key,
 )
 from sessions.fixwire import encode
+from sessions.ports import free_port
 from sessions.simulator import reports as rpt
 from sessions.simulator.commands import (
     CancelOrder,
@@ -65,6 +75,7 @@ from sessions.simulator.matching import (
     entered_order,
 )
 from sessions.simulator.reports import VenueOrder
+from sessions.tls_tunnel import TlsTunnel
 
 log = logging.getLogger("cmc.sim")
 
@@ -91,7 +102,13 @@ class VenueProbe(Protocol):
 
 
 class Venue:
-    def __init__(self, config: VenueConfig, probe: VenueProbe | None = None) -> None:
+    def __init__(
+        self, config: VenueConfig, probe: VenueProbe | None = None, *, relay: bool = False
+    ) -> None:
+        """``relay``: serve ``port`` through a ``FaultRelay`` (the acceptor then listens on
+        a free port behind it), so that a client's line can be made silent."""
+        if relay and config.tls is not None:
+            raise ValueError(f"venue {config.id}: a fault relay cannot sit behind TLS")
         self.config = config
         self.id = config.id
         self.instruments = {i.symbol: i for i in config.instrument_list()}
@@ -113,6 +130,10 @@ class Venue:
             session_key(config.comp_id, client): owned_session_id(config.comp_id, client)
             for client in config.clients
         }
+        # Sessions of one member (link_clients): each one's group; and, for their orders,
+        # every report sent so far, for a line that takes an order over from another.
+        self._peers: dict[str, tuple[str, ...]] = {}
+        self._reports: dict[int, list[str]] = {}
         self.logged_on: set[str] = set()
         self._quoting = True
         self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
@@ -120,6 +141,11 @@ class Venue:
         self._timer_seq = itertools.count()
         self._last_due: dict[str, int] = {}
         self._dd = data_dictionary()
+        # With TLS or a relay, `port` is theirs and the acceptor listens on a free port behind.
+        self.fix_port = free_port() if config.tls is not None or relay else config.port
+        self._tls: TlsTunnel | None = None
+        self._relay_wanted = relay
+        self.relay: FaultRelay | None = None
         self.application = VenueApplication(
             self._inbox.put,
             self.faults.refuses_logon,
@@ -141,7 +167,7 @@ class Venue:
         default = common_defaults(cfg.store_dir, heartbeat_s=cfg.heartbeat_s)
         default |= {
             "ConnectionType": "acceptor",
-            "SocketAcceptPort": cfg.port,
+            "SocketAcceptPort": self.fix_port,
             "SocketReuseAddress": True,
         }
         sessions = [{"SenderCompID": cfg.comp_id, "TargetCompID": c} for c in cfg.clients]
@@ -156,9 +182,45 @@ class Venue:
             self._at(due, functools.partial(self._apply_phase, change.phase, change.symbols))
         if self.lp is not None:
             self._at(start_ns, self._lp_tick)
+        tls = self.config.tls
+        if tls is not None:  # bound first: a port in use stops the venue before it starts
+            self._tls = TlsTunnel(f"venue-{self.id}-tls")
+            try:
+                self._tls.server_route(
+                    f"{self.id} TLS",
+                    (tls.host, self.config.port),
+                    tls.context(),
+                    ("127.0.0.1", self.fix_port),
+                )
+            except OSError as exc:
+                raise EngineStartError(
+                    f"cannot serve TLS on {tls.host}:{self.config.port}: {exc.strerror or exc}"
+                ) from None
+        if self._relay_wanted:  # bound first, like the TLS tunnel
+            try:
+                self.relay = FaultRelay(
+                    f"venue-{self.id}-relay",
+                    ("127.0.0.1", self.config.port),
+                    ("127.0.0.1", self.fix_port),
+                )
+            except OSError as exc:
+                raise EngineStartError(
+                    f"cannot relay port {self.config.port}: {exc.strerror or exc}"
+                ) from None
         self._thread.start()
         self._fix.start()
-        log.info("venue %s listening on port %d", self.id, self.config.port)
+        if self.relay is not None:
+            self.relay.start()
+        if self._tls is not None:
+            self._tls.start()
+            log.info(
+                "venue %s listening on port %d (TLS; its plain acceptor is on port %d)",
+                self.id,
+                self.config.port,
+                self.fix_port,
+            )
+        else:
+            log.info("venue %s listening on port %d", self.id, self.config.port)
 
     def stop(self) -> None:
         # The venue thread sends on quickfix sessions, which FixEngine.stop destroys: stop
@@ -167,6 +229,10 @@ class Venue:
             self._inbox.put(Stop())
             self._thread.join(timeout=5)
         self._fix.stop(reason=f"venue {self.id} shutting down")
+        if self._tls is not None:
+            self._tls.stop()
+        if self.relay is not None:
+            self.relay.stop()
 
     def retire(self) -> list[str]:
         """Stop the venue thread and log every client out, leaving the acceptor to the end
@@ -174,7 +240,12 @@ class Venue:
         if self._thread.is_alive():
             self._inbox.put(Stop())
             self._thread.join(timeout=5)
-        return self._fix.retire(f"venue {self.id} shutting down")
+        still = self._fix.retire(f"venue {self.id} shutting down")
+        if self._tls is not None:  # after the logouts, which go out through it
+            self._tls.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        return still
 
     def call(self, action: Callable[[Venue], T], timeout: float = 5.0) -> T:
         """Run ``action(venue)`` on the venue thread and return its result."""
@@ -260,6 +331,64 @@ class Venue:
             return count
 
         return self.call(cut)
+
+    def drop_session(self, client: str) -> int | None:
+        """Cut one client's connection (a line of a gateway), as a network fault would, and
+        leave the others up. Returns the venue thread's ``monotonic_ns`` taken just before
+        the socket is closed, or None when the client was not logged on."""
+        key = self._client_key(client)
+
+        def cut(v: Venue) -> int | None:
+            session = fix.Session.lookupSession(v._sessions[key])
+            if session is None or not session.isLoggedOn():
+                return None
+            stamp = monotonic_ns()
+            session.disconnect()
+            return stamp
+
+        return self.call(cut)
+
+    def go_silent(self, client: str, silent: bool = True) -> int:
+        """Make one client's line silent: nothing it sends reaches the venue and nothing the
+        venue sends reaches it (heartbeats and TestRequest answers included), while its socket
+        stays open, as when a venue hangs. The client's own heartbeat time-out must find it
+        out. ``silent=False`` lets its connections speak again (one the venue ended meanwhile
+        is closed then). Needs the venue built with ``relay=True``; returns the client's
+        connections affected."""
+        self._client_key(client)
+        if self.relay is None:
+            raise RuntimeError(
+                f"venue {self.id} has no relay in front of its acceptor: build it with "
+                "Venue(config, relay=True) to make a line silent"
+            )
+        return self.relay.silence(client, silent)
+
+    def link_clients(self, *clients: str) -> None:
+        """Make ``clients`` one member's lines (a primary and its backup): each may ask after,
+        cancel or replace the others' orders; a ClOrdID one of them used is a duplicate on
+        the others; and an order's reports go to the line that last acted on it. A line that
+        takes an order over (by asking after it, or cancelling it) first gets the order's
+        reports so far again, with their own ExecIDs, since the ones sent while the other
+        line was down may never have arrived; then the answer. Without it, as at venues that
+        keep orders by session, each line sees only its own orders."""
+        if len(set(clients)) < 2:
+            raise ValueError("link two or more distinct client CompIDs")
+        keys = tuple(self._client_key(c) for c in clients)
+
+        def link(v: Venue) -> None:
+            for key in keys:
+                v._peers[key] = keys
+
+        self.call(link)
+
+    def _client_key(self, client: str) -> str:
+        key = session_key(self.config.comp_id, client)
+        if key not in self._sessions:
+            raise ValueError(
+                f"{client!r} is not a client of venue {self.id}; its clients are "
+                f"{', '.join(self.config.clients)}"
+            )
+        return key
 
     def script_faults(self, faults: list[str]) -> None:
         """What happens to the next new orders, one entry each, before any random fault:
@@ -383,7 +512,7 @@ class Venue:
     def _new_order(self, cmd: NewOrder) -> None:
         self.stats["orders"] += 1
         key = (cmd.session, cmd.clordid)
-        if key in self._by_clordid:
+        if self._used(cmd.session, cmd.clordid):
             self._reject_request(cmd, rpt.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
             return
         inst = self.instruments.get(cmd.symbol)
@@ -419,12 +548,40 @@ class Venue:
         self._dispatch(events)
 
     def _find(self, session: str, order_id: str | None, clordid: str) -> VenueOrder | None:
-        """The client's own order, by OrderID if given, else by any ClOrdID in its chain."""
+        """The client's own order (its member's, with linked lines), by OrderID if given,
+        else by any ClOrdID in its chain."""
+        owners = self._peers.get(session, (session,))
         if order_id and order_id.startswith(self._id_prefix):
             suffix = order_id[len(self._id_prefix) :]
             rec = self._records.get(int(suffix)) if suffix.isdigit() else None
-            return rec if rec is not None and rec.session == session else None
-        return self._by_clordid.get((session, clordid))
+            return rec if rec is not None and rec.session in owners else None
+        for owner in owners:
+            rec = self._by_clordid.get((owner, clordid))
+            if rec is not None:
+                return rec
+        return None
+
+    def _used(self, session: str, clordid: str) -> bool:
+        """Whether the client (or a line of its member) has used ``clordid`` already."""
+        return any((o, clordid) in self._by_clordid for o in self._peers.get(session, (session,)))
+
+    def _adopt(self, rec: VenueOrder, session: str) -> None:
+        """Another line of the order's member acts on it: its reports go there from now on,
+        after the ones sent so far (the old line may have lost them)."""
+        if rec.session == session:
+            return
+        log.info(
+            "venue %s: order %s moves from %s to %s", self.id, rec.order_id, rec.session, session
+        )
+        rec.session = session
+        for text in self._reports.get(rec.order.order_id, ()):
+            self._send(session, text, ack=True)
+
+    def _report(self, rec: VenueOrder, text: str, *, ack: bool) -> None:
+        """Send one of an order's reports (kept for a linked line that may take it over)."""
+        if self._peers and rec.session in self._peers:
+            self._reports.setdefault(rec.order.order_id, []).append(text)
+        self._send(rec.session, text, ack=ack)
 
     def _amend(self, cmd: CancelOrder | ReplaceOrder) -> None:
         is_cancel = isinstance(cmd, CancelOrder)
@@ -448,13 +605,14 @@ class Venue:
                 ack=True,
             )
 
-        if key in self._by_clordid:
+        if self._used(cmd.session, cmd.clordid):
             refuse(rpt.CXL_REJ_DUPLICATE, f"duplicate ClOrdID {cmd.clordid}")
             return
         self._by_clordid[key] = rec
         if rec is None:
             refuse(rpt.CXL_REJ_UNKNOWN_ORDER, Reason.UNKNOWN_ORDER.value)
             return
+        self._adopt(rec, cmd.session)
         if cmd.symbol != rec.order.symbol or cmd.side is not rec.order.side:
             refuse(rpt.CXL_REJ_OTHER, "Symbol and Side must match the original order")
             return
@@ -491,8 +649,8 @@ class Venue:
             )
             order = rec.order
             # FIX 4.4: ClOrdID is the request's, OrigClOrdID the order's (until it is done).
-            self._send(
-                cmd.session,
+            self._report(
+                rec,
                 rpt.execution_report(
                     rec,
                     exec_id=self._exec_id(),
@@ -538,6 +696,7 @@ class Venue:
             )
             self._send(cmd.session, text, ack=True)
             return
+        self._adopt(rec, cmd.session)
         order = rec.order
         self._send(
             cmd.session,
@@ -605,8 +764,8 @@ class Venue:
             ord_status = rpt.ord_status_after(event)
             if rec.pending is not None and kind is ReportKind.TRADE and event.leaves:
                 ord_status = rec.pending  # FIX 4.4: a pending cancel/replace outranks a part-fill
-            self._send(
-                rec.session,
+            self._report(
+                rec,
                 rpt.execution_report(
                     rec,
                     exec_id=self._exec_id(),
@@ -655,3 +814,140 @@ class Venue:
             log.warning("venue %s: no session %s for an outgoing message", self.id, session)
             return
         send_text(text, sid, self._dd)
+
+
+class _Relayed:
+    """One connection through a ``FaultRelay``: the client's socket and the venue's."""
+
+    def __init__(self, client_side: socket.socket, venue_side: socket.socket) -> None:
+        self.client_side = client_side
+        self.venue_side = venue_side
+        self.client: str | None = None  # the Logon's SenderCompID, once seen
+        self.venue_gone = False  # the venue's side ended while the client was silent
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for sock in (self.client_side, self.venue_side):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it
+            sock.close()
+
+
+_SENDER = re.compile(rb"\x0149=([^\x01]+)\x01")
+
+
+class FaultRelay:
+    """Plain TCP in front of a venue's acceptor, for faults below FIX: a client's line can
+    go silent, every byte dropped both ways while both sockets stay open, as when a venue
+    hangs or a network path swallows everything without a reset.
+
+    One thread accepts; each connection has a thread per direction. A connection's client is
+    read from its first bytes (the Logon's SenderCompID(49)). While a client is silent, its
+    connections' venue side ending (the acceptor's own heartbeat time-out) is not passed on:
+    the client must notice the silence by itself. Loopback only.
+    """
+
+    def __init__(self, name: str, listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+        self.name = name
+        self.upstream = upstream
+        self._listen = socket.create_server(listen, backlog=16)
+        self._listen.settimeout(0.2)
+        self._silent: set[str] = set()
+        self._conns: set[_Relayed] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name=name, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._listen.getsockname()[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self._listen.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.close()
+
+    def silence(self, client: str, silent: bool) -> int:
+        with self._lock:
+            if silent:
+                self._silent.add(client)
+            else:
+                self._silent.discard(client)
+            conns = [c for c in self._conns if c.client == client]
+        if not silent:
+            for conn in conns:
+                if conn.venue_gone:
+                    conn.close()
+        return len(conns)
+
+    def _is_silent(self, conn: _Relayed) -> bool:
+        return conn.client is not None and conn.client in self._silent
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client_side, _ = self._listen.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                venue_side = socket.create_connection(self.upstream, timeout=5)
+            except OSError as exc:
+                log.error("%s: cannot reach the acceptor at %s: %s", self.name, self.upstream, exc)
+                client_side.close()
+                continue
+            client_side.settimeout(None)
+            venue_side.settimeout(None)
+            for sock in (client_side, venue_side):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Relayed(client_side, venue_side)
+            with self._lock:
+                self._conns.add(conn)
+            for src, dst, upward in (
+                (client_side, venue_side, True),
+                (venue_side, client_side, False),
+            ):
+                threading.Thread(
+                    target=self._pump, args=(conn, src, dst, upward), name=self.name, daemon=True
+                ).start()
+
+    def _pump(self, conn: _Relayed, src: socket.socket, dst: socket.socket, upward: bool) -> None:
+        seen = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if upward and conn.client is None:
+                seen += data
+                found = _SENDER.search(seen)
+                if found is not None:
+                    conn.client = found.group(1).decode("ascii", "replace")
+            if self._is_silent(conn):
+                continue
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        if not upward and self._is_silent(conn):
+            conn.venue_gone = True  # the client's socket stays open: silence, not a close
+            return
+        conn.close()
+        with self._lock:
+            self._conns.discard(conn)
