@@ -59,7 +59,8 @@ class ReplaceOrder:
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
     """Ask the venue where an order stands (OrderStatusRequest): after a line switch, each
-    working order is checked on the new line before its pairs trade again."""
+    working order is checked on the new line before its pairs trade again; an order the new
+    line cannot tell of is asked after on its own line (``line``) when that one is up."""
 
     venue: str
     clordid: str
@@ -69,6 +70,7 @@ class StatusRequest:
     status_req_id: str
     created_ns: int
     cause_ns: int | None = None
+    line: LineRole | None = None  # this line, logged on, rather than the venue's active one
 
 
 @dataclass(frozen=True, slots=True)

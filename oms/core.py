@@ -30,11 +30,12 @@ from oms.client_messages import (
     ClientStatus,
 )
 from oms.clock import now_ns
-from oms.commands import Command
+from oms.commands import Command, SendOrder
 from oms.enums import OrderType, Side, TimeInForce
 from oms.events import (
     CancelRejected,
     ExecutionReceived,
+    LineRole,
     LineStateChanged,
     MarketDataGap,
     MarketDataIgnored,
@@ -76,7 +77,7 @@ class Oms:
         self,
         *,
         pairs: list[PairSpec],
-        send: Callable[[Command], bool],
+        send: Callable[[Command], LineRole | None],
         record: Callable[[Receipt], None],
         risk: RiskEngine,
         clock: Callable[[], int] = now_ns,
@@ -97,7 +98,7 @@ class Oms:
         self.lines = LineWatch(self)  # line health and reconciliation after a switch
         self.hooks: list[Hook] = []
         self.errors = 0
-        self._send = send
+        self._send_on = send  # the line that took a command, or None
         self._why_unsent = why_unsent
         self._cleared: tuple[Verdict, str, int | None, int] | None = None  # an intent's verdict
         self._record = record
@@ -307,7 +308,7 @@ class Oms:
         its answer.
         """
         created_ns = self._clock()
-        made: list[tuple[Order, Command, str, Verdict]] = []
+        made: list[tuple[Order, SendOrder, str, Verdict]] = []
         for leg in legs:
             inst = spec.inner if leg.leg.value == "inner" else spec.outer
             order, command = self.orders.submit(
@@ -329,8 +330,8 @@ class Oms:
             )
             made.append((order, command, leg.purpose, verdict))
         sent: list[tuple[bool, int]] = []
-        for _, new_order, _, verdict in made:
-            ok = verdict.passed and self._send(new_order)
+        for order, new_order, _, verdict in made:
+            ok = verdict.passed and self._send_new(order, new_order)
             sent.append((ok, self._clock()))
         if preface is not None:
             self._record(preface())
@@ -384,7 +385,7 @@ class Oms:
         except ValueError as exc:
             return None, str(exc)
         verdict = self.gate.check_order(command, self.gate.context(None, purpose), created_ns)
-        ok = verdict.passed and self._send(command)
+        ok = verdict.passed and self._send_new(order, command)
         sent_ns = self._clock()
         self.gate.record_order_verdict(verdict, order, ts_ns=created_ns, cause_ns=cause_ns)
         return order, self._sent(order, verdict, ok, sent_ns, purpose, cause_ns)
@@ -529,6 +530,15 @@ class Oms:
     def send_command(self, command: Command) -> bool:
         """Hand a command to the sessions (a status request, a switch): whether it went."""
         return self._send(command)
+
+    def _send(self, command: Command) -> bool:
+        return self._send_on(command) is not None
+
+    def _send_new(self, order: Order, command: SendOrder) -> bool:
+        """Send a new order and keep the line that took it: a venue that holds each line's
+        orders apart can only tell whether it received the order on that line."""
+        order.line = self._send_on(command)
+        return order.line is not None
 
     def order_gone(self, order: Order, why: str, now_ns: int) -> None:
         """An order the venue never received (it went out on a line that was lost): Rejected

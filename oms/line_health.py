@@ -33,7 +33,7 @@ from enum import Enum
 from typing import Protocol
 
 from oms.commands import Command, StatusRequest, SwitchLine
-from oms.events import ExecutionReceived, LineRole, LineStateChanged, OrdStatus
+from oms.events import ExecutionReceived, LineRole, LineState, LineStateChanged, OrdStatus
 from oms.orders import CLOSED, Applied, Order, OrderEvent, Orders
 from oms.receipts import Receipt
 
@@ -57,6 +57,10 @@ class LinePolicy:
     reject_count: int | None = None
     reject_window_s: float = 10.0
     reconcile_timeout_ms: int = 2000
+    reconcile_retries: int = 3
+    """Status requests still unanswered at the time-out are asked again, this many rounds,
+    before the venue's pairs trade without the answers: a request sent just after a logon
+    can be lost in the venue's resend (answered with a gap fill), like an order."""
     orders_across_lines: bool = False
     """The venue keeps one member's orders across its lines: an order sent on one line is
     known when asked after on the other. Only then does "unknown order" from the new line
@@ -155,10 +159,12 @@ class Answer(Enum):
     AGREES = "agrees"
     """Working or not, and filled as much, as the OMS has it."""
     NEVER_ARRIVED = "never_arrived"
-    """Unknown to a venue that keeps orders across lines, and never acknowledged: it was
-    lost with the old line. The OMS rejects it, so that its pair can repair."""
+    """Never acknowledged, and unknown to the venue where it would be known: on the line it
+    went out on, or on any line of a venue that keeps orders across lines. It was lost with
+    the line (the gateway answers a resend request with a gap fill, never an old order). The
+    OMS rejects it, so that its pair can repair."""
     UNKNOWN = "unknown"
-    """Unknown to the venue, but it may be held by the old line (orders not kept across
+    """Unknown to the venue, but it may be held by the other line (orders not kept across
     lines) or it was acknowledged once: an alert, and the order stays as it is."""
     DIFFERS = "differs"
     """Known, but not where the OMS has it (working, or filled): an alert; the venue's
@@ -173,18 +179,32 @@ def judge(
     venue_order_id: str | None,
     *,
     across_lines: bool,
+    on_its_line: bool = False,
 ) -> Answer:
     """What the venue's answer (OrdStatus, CumQty, OrderID) means for an order the OMS has in
-    ``ours`` with ``our_filled`` lots filled. A venue answers a status request for an order
-    it does not know with OrdStatus Rejected and no OrderID ("NONE")."""
+    ``ours`` with ``our_filled`` lots filled; ``on_its_line`` when the answer came on the
+    line the order went out on. A venue answers a status request for an order it does not
+    know with OrdStatus Rejected and no OrderID ("NONE").
+
+    On the line an order went out on, the venue has read every message sent before the
+    status request, in sequence: if it does not know the order then, it never will."""
     unknown = venue_status is OrdStatus.REJECTED and venue_order_id in (None, "", "NONE")
     if unknown and ours is not OrdStatus.REJECTED:
-        if ours is OrdStatus.PENDING_NEW and our_filled == 0 and across_lines:
+        if ours is OrdStatus.PENDING_NEW and our_filled == 0 and (across_lines or on_its_line):
             return Answer.NEVER_ARRIVED
         return Answer.UNKNOWN
     if (venue_status in CLOSED) == (ours in CLOSED) and venue_cum == our_filled:
         return Answer.AGREES
     return Answer.DIFFERS
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A status request for one unacknowledged order on the line it went out on."""
+
+    line: LineRole
+    req_id: str
+    round: int
 
 
 @dataclass
@@ -195,6 +215,7 @@ class Reconciliation:
     line: LineRole
     number: int  # the gateway's reconciliations so far: a late time-out names its own
     started_ns: int
+    round: int = 1  # 2 and on: asking again what a time-out left unanswered
     orders: int = 0
     awaited: dict[str, str] = field(default_factory=dict)  # order key -> OrdStatusReqID
     answers: dict[Answer, int] = field(default_factory=dict)
@@ -219,6 +240,7 @@ class Reconciliation:
     def figures(self, now_ns: int) -> dict[str, int | str]:
         return {
             "line": self.line.value,
+            "round": self.round,
             "orders": self.orders + self.unsent,
             "answered": sum(self.answers.values()),
             **{a.value: self.answers.get(a, 0) for a in Answer},
@@ -269,6 +291,8 @@ class LineWatch:
         self.finished: list[Reconciliation] = []  # the latest few, for operators and tests
         self._last: dict[str, LineRole] = {}  # the last line each venue's orders went out on
         self._numbers = itertools.count(1)
+        self._up: set[tuple[str, LineRole]] = set()  # (venue, line) logged on
+        self._probes: dict[str, Probe] = {}  # order key -> its question on its own line
 
     def configure(self, policy: LinePolicy) -> None:
         self.policies[policy.venue] = policy
@@ -287,6 +311,10 @@ class LineWatch:
         since the gateway answers a venue's resend request with a gap fill, never an old
         order.)"""
         venue, active = event.venue, event.active
+        if event.state is LineState.LOGGED_ON:
+            self._up.add((venue, event.line))
+        else:
+            self._up.discard((venue, event.line))
         was = self.active.get(venue)
         self.active[venue] = active
         if active is None:
@@ -298,6 +326,10 @@ class LineWatch:
             if health is not None:
                 health.switched()
             self._start(venue, active, event.recv_ns, event.text)
+        if event.state is LineState.LOGGED_ON and event.line is not active:
+            for order in self.desk.orders.working():
+                if order.venue == venue and order.line is event.line and not order.acked:
+                    self._probe(order, event.line, event.recv_ns)
 
     def on_execution(self, applied: Applied, event: ExecutionReceived) -> None:
         """After the OMS applied a (first-seen) report: answers, fills, acks and rejects."""
@@ -311,6 +343,8 @@ class LineWatch:
                 run.fills += 1
             if applied.event is OrderEvent.ORDER_STATUS:
                 self._answer(run, order, event)
+        if applied.event is OrderEvent.ORDER_STATUS and order.key in self._probes:
+            self._probe_answer(order, event)
         health = self.health.get(venue)
         if health is None:
             return
@@ -327,13 +361,27 @@ class LineWatch:
 
     # -- reconciliation --------------------------------------------------------------------
 
-    def _start(self, venue: str, line: LineRole, cause_ns: int, why: str | None) -> None:
+    def reconcile(self, venue: str, line: LineRole, cause_ns: int, why: str) -> int | None:
+        """Ask after the venue's working orders on ``line`` now: for a gateway restarted
+        from its receipts, whose orders went out before it knew of any line. The
+        reconciliation's number (its end calls the desk's ``reconciled`` as after a
+        switch), or None when nothing works there."""
+        if not any(o.venue == venue for o in self.desk.orders.working()):
+            return None
+        self._last[venue] = line
+        self._start(venue, line, cause_ns, why)
+        run = self.running.get(venue)
+        return None if run is None else run.number
+
+    def _start(
+        self, venue: str, line: LineRole, cause_ns: int, why: str | None, round_: int = 1
+    ) -> None:
         desk = self.desk
         working = [o for o in desk.orders.working() if o.venue == venue]
         if not working and venue not in self.running:
             return  # nothing to check (a gateway starting, say): no receipts either
         now = desk.now()
-        run = Reconciliation(venue, line, next(self._numbers), now)
+        run = Reconciliation(venue, line, next(self._numbers), now, round_)
         self.running[venue] = run
         desk.reconciling.add(venue)
         desk.record(
@@ -344,49 +392,102 @@ class LineWatch:
                 venue=venue,
                 line=line.value,
                 verdict="start",
-                reason=f"orders now go out on the {line.value} line"
-                + (f" ({why})" if why else "")
+                reason=(
+                    f"orders now go out on the {line.value} line" + (f" ({why})" if why else "")
+                    if round_ == 1
+                    else f"round {round_}: the last round's status requests went unanswered"
+                )
                 + f": asking the venue after {len(working)} working order(s) before its "
                 "pairs trade again",
-                data={"orders": len(working), "reconciliation": run.number},
+                data={"orders": len(working), "reconciliation": run.number, "round": round_},
             )
         )
         for i, order in enumerate(working, 1):
-            request = StatusRequest(
-                venue=venue,
-                clordid=order.clordid,
-                venue_order_id=order.venue_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                status_req_id=f"{venue}-R{run.number}-{i}",
-                created_ns=desk.now(),
-                cause_ns=cause_ns,
-            )
-            sent = desk.send_command(request)
-            if sent:
-                run.expect(order.key, request.status_req_id)
+            req_id = f"{venue}-R{run.number}-{i}"
+            if self._ask(order, line, req_id, cause_ns, own_line=False):
+                run.expect(order.key, req_id)
             else:
                 run.unsent += 1
-            desk.record(
-                Receipt.of(
-                    "command.status_request",
-                    ts_ns=desk.now(),
-                    cause_ns=cause_ns,
-                    venue=venue,
-                    line=line.value,
-                    symbol=order.symbol,
-                    clordid=order.clordid,
-                    venue_order_id=order.venue_order_id,
-                    pair_id=order.pair_id,
-                    verdict="sent" if sent else "not sent",
-                    data={"status_req_id": request.status_req_id, "ours": order.status.value},
-                )
-            )
         if not working:
             self._finish(run, "done", cause_ns)
             return
         timeout = self.policy(venue).reconcile_timeout_ms
         desk.after(timeout * _MS, lambda: self._time_out(run))
+
+    def _ask(
+        self, order: Order, line: LineRole, req_id: str, cause_ns: int | None, *, own_line: bool
+    ) -> bool:
+        """Send one status request (on ``line`` itself when ``own_line``, else on the venue's
+        active line) and its receipt: whether a line took it."""
+        desk = self.desk
+        request = StatusRequest(
+            venue=order.venue,
+            clordid=order.clordid,
+            venue_order_id=order.venue_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            status_req_id=req_id,
+            created_ns=desk.now(),
+            cause_ns=cause_ns,
+            line=line if own_line else None,
+        )
+        sent = desk.send_command(request)
+        desk.record(
+            Receipt.of(
+                "command.status_request",
+                ts_ns=desk.now(),
+                cause_ns=cause_ns,
+                venue=order.venue,
+                line=line.value,
+                symbol=order.symbol,
+                clordid=order.clordid,
+                venue_order_id=order.venue_order_id,
+                pair_id=order.pair_id,
+                verdict="sent" if sent else "not sent",
+                data={"status_req_id": req_id, "ours": order.status.value, "own_line": own_line},
+            )
+        )
+        return sent
+
+    # -- an unacknowledged order asked after on the line it went out on -------------------
+
+    def _probe(self, order: Order, line: LineRole, cause_ns: int | None, round_: int = 1) -> None:
+        """Ask after an unacknowledged order on its own line (up, but not the active one):
+        only there can the venue's "unknown" mean that it never arrived. Asked again after
+        the reconcile time-out while unanswered, as a reconciliation is."""
+        if order.acked or not order.working:
+            return
+        probe = Probe(line, f"{order.venue}-Q{next(self._numbers)}", round_)
+        if not self._ask(order, line, probe.req_id, cause_ns, own_line=True):
+            return
+        self._probes[order.key] = probe
+        timeout = self.policy(order.venue).reconcile_timeout_ms
+        self.desk.after(timeout * _MS, lambda: self._probe_time_out(order, probe))
+
+    def _probe_answer(self, order: Order, event: ExecutionReceived) -> None:
+        probe = self._probes[order.key]
+        if event.line is not probe.line:
+            return
+        del self._probes[order.key]
+        verdict = judge(
+            order.status,
+            order.fill_qty,
+            event.ord_status,
+            event.cum_qty,
+            event.venue_order_id,
+            across_lines=self.policy(order.venue).orders_across_lines,
+            on_its_line=order.line is probe.line,
+        )
+        self._conclude(order, verdict, probe.line, event)
+
+    def _probe_time_out(self, order: Order, probe: Probe) -> None:
+        if self._probes.get(order.key) is not probe:
+            return  # answered, or asked again since
+        del self._probes[order.key]
+        if probe.round <= self.policy(order.venue).reconcile_retries and (
+            (order.venue, probe.line) in self._up
+        ):
+            self._probe(order, probe.line, None, probe.round + 1)
 
     def _answer(self, run: Reconciliation, order: Order, event: ExecutionReceived) -> None:
         if order.key not in run.awaited or event.line is not run.line:
@@ -399,12 +500,29 @@ class LineWatch:
             event.cum_qty,
             event.venue_order_id,
             across_lines=self.policy(run.venue).orders_across_lines,
+            on_its_line=order.line is run.line,
         )
         run.answer(order.key, verdict)
+        self._conclude(order, verdict, run.line, event)
+        if (
+            verdict is Answer.UNKNOWN
+            and order.line is not None
+            and order.line is not run.line
+            and (run.venue, order.line) in self._up
+        ):
+            self._probe(order, order.line, event.recv_ns)
+        if run.complete:
+            self._finish(run, "done", event.recv_ns)
+
+    def _conclude(
+        self, order: Order, verdict: Answer, line: LineRole, event: ExecutionReceived
+    ) -> None:
+        """What a status answer on ``line`` settles: an alert unless it agrees, and an order
+        that never arrived is rejected here."""
         if verdict is not Answer.AGREES:
             if verdict is Answer.NEVER_ARRIVED:
                 why = (
-                    f"the venue does not know it on the {run.line.value} line: it was lost "
+                    f"the venue does not know it on the {line.value} line: it was lost "
                     "with the line it went out on, and is rejected here"
                 )
             else:
@@ -423,8 +541,8 @@ class LineWatch:
                     "alert.reconcile",
                     ts_ns=self.desk.now(),
                     cause_ns=event.recv_ns,
-                    venue=run.venue,
-                    line=run.line.value,
+                    venue=order.venue,
+                    line=line.value,
                     symbol=order.symbol,
                     clordid=order.clordid,
                     pair_id=order.pair_id,
@@ -434,12 +552,18 @@ class LineWatch:
             )
             if verdict is Answer.NEVER_ARRIVED:
                 self.desk.order_gone(order, why, event.recv_ns)
-        if run.complete:
-            self._finish(run, "done", event.recv_ns)
 
     def _time_out(self, run: Reconciliation) -> None:
         if self.running.get(run.venue) is not run:
             return  # finished, or replaced by a later switch
+        policy = self.policy(run.venue)
+        still = [
+            o
+            for o in (self.desk.orders.by_key(k) for k in run.awaited)
+            if o is not None and o.working
+        ]
+        line = self.active.get(run.venue)
+        again = bool(still) and line is not None and run.round <= policy.reconcile_retries
         self.desk.record(
             Receipt.of(
                 "alert.reconcile_timeout",
@@ -448,12 +572,21 @@ class LineWatch:
                 line=run.line.value,
                 verdict="timed_out",
                 reason=f"{len(run.awaited) + run.unsent} of {run.orders + run.unsent} status "
-                f"request(s) unanswered after {self.policy(run.venue).reconcile_timeout_ms} "
-                "ms; the venue's pairs trade again; check the orders with `cmc orders "
-                "--working`",
-                data={"unanswered": ",".join(run.awaited)},
+                f"request(s) unanswered after {policy.reconcile_timeout_ms} ms"
+                + (
+                    f"; asking again (round {run.round + 1})"
+                    if again
+                    else "; the venue's pairs trade again; check the orders with "
+                    "`cmc orders --working`"
+                ),
+                data={"unanswered": ",".join(run.awaited), "round": run.round},
             )
         )
+        if again and line is not None:
+            del self.running[run.venue]  # the venue stays reconciling: its pairs still wait
+            self.finished = [*self.finished[-15:], run]
+            self._start(run.venue, line, self.desk.now(), None, run.round + 1)
+            return
         self._finish(run, "timed_out", None)
 
     def _finish(self, run: Reconciliation, verdict: str, cause_ns: int | None) -> None:

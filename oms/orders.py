@@ -35,6 +35,7 @@ from oms.events import (
     CancelRejectResponseTo,
     ExecType,
     ExecutionReceived,
+    LineRole,
     OrdStatus,
 )
 
@@ -389,6 +390,7 @@ class Order:
     pending_qty: int | None = None
     pending_price: Decimal | None = None
     venue_order_id: str | None = None
+    line: LineRole | None = None  # the line its NewOrderSingle went out on
     acked: bool = False
     cum_qty: int = 0
     leaves_qty: int = 0

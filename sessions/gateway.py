@@ -21,6 +21,7 @@ from oms.audit.reconcile import FixLogSpec
 from oms.client_messages import ClientMessage
 from oms.commands import Command
 from oms.core import Oms
+from oms.events import LineRole
 from oms.receipt_writer import ReceiptWriter
 from oms.receipts import Receipt
 from oms.risk import RiskEngine
@@ -120,14 +121,14 @@ class Gateway:
         if self.clients is not None:
             self.clients.send(message)
 
-    def _send(self, command: Command) -> bool:
+    def _send(self, command: Command) -> LineRole | None:
         """The OMS needs a sender before the sessions exist (they post to the OMS).
 
         Nothing goes out while receipts cannot be kept (store down and spool full, writer
         gone): no trading without an audit trail.
         """
         if self.receipts.halted is not None:
-            return False
+            return None
         return self.sessions.send(command)
 
     def _why_unsent(self, venue: str) -> str:

@@ -75,6 +75,12 @@ class FailoverConfig(Strict):
         description="how long the venue's pairs wait for the answers to the status requests "
         "sent after a switch",
     )
+    reconcile_retries: int = Field(
+        default=3,
+        ge=0,
+        description="status requests unanswered at the time-out are sent again, this many "
+        "rounds (a request sent just after a logon can be lost in the venue's resend)",
+    )
     orders_across_lines: bool = Field(
         default=False,
         description="the venue knows an order sent on one line when asked on the other (the "

@@ -83,6 +83,7 @@ class SoakResult:
     orders_by_venue: Counter[str] = field(default_factory=Counter)
     errors: int = 0  # errors on the OMS thread and in the FIX callbacks, gateway and venues
     receipts: WriterStats | None = None  # where every receipt went, once the gateway stopped
+    stuck_detail: list[str] = field(default_factory=list)  # what held each stuck trade
 
     @property
     def completed(self) -> int:
@@ -279,7 +280,9 @@ def _trade_many(
                 deadline_refused = time.monotonic() + 30
             # A run by the clock goes on to its end and reports what held it up.
             if plan.seconds is None and time.monotonic() > deadline_refused:
-                raise RuntimeError(f"the gateway refused to trade for 30 s: {trade}")
+                raise RuntimeError(
+                    f"the gateway refused to trade for 30 s: {trade}; {oms.call(_what_holds)}"
+                )
             time.sleep(0.005)
             continue
         deadline_refused = 0.0
@@ -294,6 +297,7 @@ def _trade_many(
             time.sleep(0.0005)
         if trade.outcome is None:
             result.stuck += 1
+            result.stuck_detail.append(oms.call(_what_holds))
             _wait_idle(oms, plan.trade_timeout_s * 3)
         position = oms.call(lambda o: o.pairs[PAIR].units)
         if progress is not None:
@@ -301,6 +305,28 @@ def _trade_many(
         if plan.trades_per_s:
             next_at = began + result.attempts / plan.trades_per_s
             time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def _what_holds(oms: Oms) -> str:
+    """The pair's trade in flight and its unfinished orders, for a report of a stuck run."""
+    trade = oms.pairs[PAIR].working
+    if trade is None:
+        return "no trade in flight"
+    held = []
+    for key in trade.orders:
+        order = oms.orders.by_key(key)
+        if order is not None and order.working:
+            held.append(
+                f"{key} on {order.venue} {order.status.name} filled {order.fill_qty}/"
+                f"{order.qty} acked={order.acked} pending={order.pending_kind} "
+                f"last={[t.cause for t in order.history[-4:]]}"
+            )
+    return (
+        f"trade {trade.intent.intent_id}: "
+        f"inner {trade.inner_filled} outer {trade.outer_filled} top-ups {trade.top_ups} "
+        f"unwinds {trade.unwinds} unwinding={trade.unwinding}; working orders: "
+        f"{'; '.join(held) or 'none'}; reconciling: {sorted(oms.reconciling)}"
+    )
 
 
 def _wait_idle(oms: Oms, timeout_s: float) -> None:

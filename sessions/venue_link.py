@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import quickfix as fix
 
 from oms.clock import now_ns
-from oms.commands import Command, SwitchLine
+from oms.commands import Command, StatusRequest, SwitchLine
 from oms.events import (
     LineRole,
     LineState,
@@ -333,22 +333,29 @@ class GatewaySessions:
             self._control.put(None)  # after the logouts the stop just reported
             self._control_thread.join(timeout=5)
 
-    def send(self, command: Command) -> bool:
-        """Send on the venue's active line. False when no line of the venue is up.
+    def send(self, command: Command) -> LineRole | None:
+        """Send on the venue's active line: the line that took it, None when no line of the
+        venue is up. (The OMS keeps the line an order went out on: a venue that holds each
+        line's orders apart can only be asked after it there.)
 
         Runs on the OMS thread: the text is built here and quickfix is called once. A
         ``SwitchLine`` is handed to line control and never waited for.
         """
         link = self.links.get(command.venue)
         if link is None:
-            return False
+            return None
         if isinstance(command, SwitchLine):
             self._control.put(lambda: self._switch_for_health(link, command))
-            return True
-        if link.active is None:
-            return False
-        line = link.lines[link.active]
-        return send_text(encode_command(command), line.session_id, self._dd)
+            return command.away_from
+        role = link.active
+        if isinstance(command, StatusRequest) and command.line is not None:
+            role = command.line
+            if role not in link.lines or not link.lines[role].logged_on:
+                return None
+        if role is None:
+            return None
+        line = link.lines[role]
+        return role if send_text(encode_command(command), line.session_id, self._dd) else None
 
     def active_lines(self) -> dict[str, LineRole | None]:
         return {venue: link.active for venue, link in self.links.items()}
@@ -828,5 +835,6 @@ def line_policy(venue: GatewayVenue) -> LinePolicy:
         reject_count=f.reject_rate.count if f.reject_rate else None,
         reject_window_s=f.reject_rate.window_s if f.reject_rate else 10.0,
         reconcile_timeout_ms=f.reconcile_timeout_ms,
+        reconcile_retries=f.reconcile_retries,
         orders_across_lines=f.orders_across_lines,
     )

@@ -85,9 +85,9 @@ class Harness:
                 )
             )
 
-    def _send(self, command: Command) -> bool:
+    def _send(self, command: Command) -> LineRole:
         self.sent.append(command)
-        return True
+        return LineRole.PRIMARY
 
     def book(
         self,

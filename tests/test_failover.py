@@ -121,6 +121,23 @@ def test_what_a_status_answer_means(
     assert judge(ours, filled, venue, cum, order_id, across_lines=across) is expected
 
 
+@pytest.mark.parametrize(
+    ("ours", "acked_status", "expected"),
+    [
+        # Asked on the line it went out on, after everything sent there before: never
+        # acknowledged and unknown means it never arrived, even where lines keep their own.
+        (OrdStatus.PENDING_NEW, OrdStatus.REJECTED, Answer.NEVER_ARRIVED),
+        # Acknowledged once on that line: the venue lost it, which is for an operator.
+        (OrdStatus.NEW, OrdStatus.REJECTED, Answer.UNKNOWN),
+    ],
+)
+def test_unknown_on_the_line_an_order_went_out_on_is_conclusive(
+    ours: OrdStatus, acked_status: OrdStatus, expected: Answer
+) -> None:
+    answer = judge(ours, 0, acked_status, 0, "NONE", across_lines=False, on_its_line=True)
+    assert answer is expected
+
+
 # -- the OMS after a switch, fed typed events ---------------------------------------------------
 
 
@@ -318,7 +335,7 @@ def test_without_orders_kept_across_lines_an_unknown_leg_is_left_for_its_line_to
 
 def test_unanswered_status_requests_time_out_with_an_alert() -> None:
     h = Harness()
-    h.oms.handle(LinePolicy("INNER", reconcile_timeout_ms=1))
+    h.oms.handle(LinePolicy("INNER", reconcile_timeout_ms=1, reconcile_retries=0))
     buy = resting(h, Side.BUY, "558.00")
     switch(h, "INNER", B)
     assert h.oms.reconciling == {"INNER"}
@@ -769,3 +786,68 @@ def test_a_refused_primary_leaves_the_orders_on_the_backup_until_failback(
         ("start", "primary", 1),
         ("done", "primary", 1),
     ]
+
+
+def test_a_leg_unknown_on_its_own_line_is_rejected_after_an_unanswered_round() -> None:
+    h = Harness()
+    h.oms.handle(LinePolicy("INNER", reconcile_timeout_ms=1))
+    inner, _ = leg_trade(h)  # sent on the primary
+    switch(h, "INNER", B)
+    [on_backup] = status_requests(h)
+    answer(h, on_backup, OrdStatus.REJECTED, known=False)  # the backup cannot tell
+    switch(h, "INNER", P)
+    # The request sent on the primary is lost in the venue's resend: nobody answers it.
+    time.sleep(0.005)
+    h.oms._run_due_timers()
+    assert h.oms.reconciling == {"INNER"}  # asked again, and its pairs still wait
+    assert len(orders(h)) == 2
+    again = status_requests(h)[-1]
+    assert again.clordid == inner.clordid and again.status_req_id.endswith("-1")
+    [timeout] = kinds(h, "alert.reconcile_timeout")
+    assert "asking again (round 2)" in (timeout.reason or "")
+    # Asked on the line it went out on, the venue does not know it: it never arrived.
+    answer(h, again, OrdStatus.REJECTED, line=P, known=False)
+    order = h.oms.orders.by_key(inner.clordid)
+    assert order is not None and order.status is OrdStatus.REJECTED
+    alerts = [a.verdict for a in kinds(h, "alert.reconcile") if a.kind == "alert.reconcile"]
+    assert alerts == ["unknown", "never_arrived"]
+    top_up = orders(h)[2]
+    assert (top_up.venue, top_up.side, top_up.qty) == ("INNER", Side.BUY, 28)
+    assert kinds(h, "decision.reconcile")[-1].data["round"] == 2
+
+
+def test_a_leg_is_asked_after_on_its_own_line_when_that_line_is_back_but_not_active() -> None:
+    h = Harness()
+    inner, _ = leg_trade(h)  # sent on the primary
+    switch(h, "INNER", B)
+    [on_backup] = status_requests(h)
+    answer(h, on_backup, OrdStatus.REJECTED, known=False)  # the backup cannot tell
+    assert h.oms.reconciling == set()
+    # The primary logs on again; the backup stays active until failback.
+    h.oms.handle(LineStateChanged("INNER", P, LineState.LOGGED_ON, B, next(h.clock)))
+    [probe] = status_requests(h)[1:]
+    assert (probe.clordid, probe.line) == (inner.clordid, P)  # asked there, not on the backup
+    assert len(orders(h)) == 2
+    answer(h, probe, OrdStatus.REJECTED, line=P, known=False)
+    order = h.oms.orders.by_key(inner.clordid)
+    assert order is not None and order.status is OrdStatus.REJECTED
+    [top_up] = orders(h)[2:]
+    assert (top_up.venue, top_up.side, top_up.qty) == ("INNER", Side.BUY, 28)
+    [asked] = [r for r in kinds(h, "command.status_request") if r.data["own_line"]]
+    assert asked.line == "primary" and asked.clordid == inner.clordid
+
+
+def test_an_order_acknowledged_on_its_own_line_is_not_rejected_by_a_late_unknown() -> None:
+    h = Harness()
+    inner, _ = leg_trade(h)
+    switch(h, "INNER", B)
+    [on_backup] = status_requests(h)
+    answer(h, on_backup, OrdStatus.REJECTED, known=False)
+    h.oms.handle(LineStateChanged("INNER", P, LineState.LOGGED_ON, B, next(h.clock)))
+    [probe] = status_requests(h)[1:]
+    # The venue's resend on the primary brings the leg's fill before the answer.
+    h.fill_in_full(inner, "560.00")
+    answer(h, probe, OrdStatus.FILLED, 28, qty=28, line=P)
+    order = h.oms.orders.by_key(inner.clordid)
+    assert order is not None and order.status is OrdStatus.FILLED
+    assert h.oms.pairs["GOLD"].working is None and h.oms.pairs["GOLD"].position == 1
