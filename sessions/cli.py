@@ -14,10 +14,12 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
+from sessions.cli_acceptance import acceptance
 from sessions.cli_audit import audit
 from sessions.cli_check import check
 from sessions.cli_ops import COMMANDS as OPS_COMMANDS
 from sessions.cli_soak import soak
+from sessions.cli_stress import stress
 from sessions.config_loader import ConfigError
 from sessions.fixengine import EngineStartError, exit_process
 
@@ -299,6 +301,8 @@ def trade(
 
 
 cli.add_command(audit)
+cli.add_command(acceptance)
+cli.add_command(stress)
 cli.add_command(soak)
 cli.add_command(check)
 for _command in OPS_COMMANDS:

@@ -339,3 +339,30 @@ def write_html(
         render(data, title=title, selection=selection, store=store, generated_ns=generated_ns)
     )
     return data.count
+
+
+# --- shared with other reports ----------------------------------------------------------------
+
+STYLE: Final = _STYLE
+"""The report's style sheet, for other reports that want to look the same."""
+
+
+def figure_img(figure: Any, alt: str) -> str:
+    """A matplotlib figure as an ``<img>`` whose source is the SVG itself (a ``data:`` URI):
+    one self-contained file still, vector still, and the picture can be saved on its own
+    from a browser."""
+    import base64
+
+    encoded = base64.b64encode(_svg(figure).encode("utf-8")).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{encoded}">'
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, text kept as text in SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+
+    return plt
