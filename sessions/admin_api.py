@@ -42,6 +42,7 @@ from starlette.routing import Route
 from oms.clock import now_ns
 from oms.events import LineRole
 from oms.receipts import Receipt
+from sessions.dashboard import Dashboard
 from sessions.gateway_config import AdminConfig
 from sessions.venue_link import LineStatus, UnknownVenue
 
@@ -55,6 +56,7 @@ log = logging.getLogger("cmc.admin")
 ADMIN_FILE = "admin.json"
 """Where, in the gateway's state directory, the running admin API says where it listens."""
 MIN_TOKEN_CHARS = 16
+SEND_BUFFER = 32 * 1024
 API = "/v1"
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -250,6 +252,9 @@ class AdminApp:
             Route(f"{API}/kill", guarded(self.kill), methods=["POST"]),
             Route(f"{API}/resume", guarded(self.resume), methods=["POST"]),
         ]
+        # The operator's live page: its files open, its data behind the same token.
+        self.dashboard = Dashboard(gateway, guarded)
+        routes += self.dashboard.routes()
         self.app = Starlette(
             routes=routes,
             exception_handlers={HTTPException: self._http_error},  # type: ignore[dict-item]
@@ -470,6 +475,10 @@ class AdminServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: a small send buffer, so that a dashboard reader
+        # that stops reading stalls the stream's writer (which then skips to the newest
+        # snapshot) instead of the kernel queueing seconds of snapshots for it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -518,6 +527,7 @@ class AdminServer:
         return self.url
 
     def stop(self) -> None:
+        self._app.dashboard.close()  # open streams end now, not at the shutdown's time-out
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -46,12 +46,26 @@ def cli() -> None:
 
 
 @cli.command()
-def demo() -> None:
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Serve the live page (its URL is printed) and keep the market trading until Ctrl-C "
+    "or --seconds.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="With --dashboard: stop after this long (default: until Ctrl-C).",
+)
+def demo(dashboard: bool, seconds: float | None) -> None:
     """The gateway trading the gold spread between two simulated venues, on loopback."""
     from sessions.demo import run_arbitrage_demo
 
+    if seconds is not None and not dashboard:
+        raise click.UsageError("--seconds goes with --dashboard (the plain demo has its script)")
     _logging(logging.WARNING)
-    exit_process(run_arbitrage_demo(console))
+    exit_process(run_arbitrage_demo(console, dashboard=dashboard, seconds=seconds))
 
 
 @cli.command()

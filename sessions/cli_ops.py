@@ -1,5 +1,5 @@
-"""``cmc sessions``, ``orders``, ``positions``, ``risk``, ``kill``, ``resume``: operating a
-running gateway through its admin API.
+"""``cmc sessions``, ``orders``, ``positions``, ``risk``, ``kill``, ``resume``, ``dashboard``:
+operating a running gateway through its admin API.
 
 The gateway is found from ``--url``, else from the ``admin.json`` it writes into its state
 directory (``--state-dir``, the directory above its ``store_dir``: ``var/gateway`` by
@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +119,14 @@ class AdminClient:
                 f"(the gateway reads it from {name} too)",
             )
         self._token = token
+        self.token_env = name
         self._timeout = options.timeout
         # No proxy, whatever the environment says: the admin API is on this machine.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    @property
+    def token(self) -> str:
+        return self._token
 
     def get(self, path: str, **query: str) -> dict[str, Any]:
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
@@ -649,9 +655,55 @@ def resume(options: Options, venue: str | None, reason: str) -> None:
         console.print(f"{scope} was not halted or reducing; nothing changed")
 
 
+# -- the live page --------------------------------------------------------------------------
+
+
+@click.command(epilog=EXIT_CODES)
+@click.option("--no-browser", is_flag=True, help="Print the page's URL; open no browser.")
+@admin_options
+def dashboard(options: Options, no_browser: bool) -> None:
+    """Open the gateway's live page: both books, the spread, pairs, lines, risk, receipts,
+    and a kill switch.
+
+    The browser gets the token in the URL's fragment (after #), which it never sends to the
+    gateway; the page moves it into the tab's own storage, and out of the address bar and
+    the history, at once.
+    """
+    client = AdminClient(options)
+    client.get("/risk")  # the gateway answers and takes this token, before a browser goes
+    url = f"{client.target.url}/dashboard"
+    if options.as_json:
+        _print_json({"url": url, "token_env": client.token_env})
+    else:
+        console.print(f"dashboard at {url}", highlight=False, soft_wrap=True)
+    if no_browser:
+        if not options.as_json:
+            console.print(
+                f"open it and paste the token from {client.token_env} when it asks",
+                highlight=False,
+            )
+        return
+    fragment = urllib.parse.urlencode({"token": client.token, "who": _who()})
+    if not webbrowser.open(f"{url}#{fragment}", new=2):
+        errors.print(
+            f"no browser could be started here; open {url} in one and paste the token "
+            f"from {client.token_env} when it asks",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
 
-COMMANDS: tuple[click.Command, ...] = (sessions, orders, positions, risk, kill, resume)
+COMMANDS: tuple[click.Command, ...] = (
+    sessions,
+    orders,
+    positions,
+    risk,
+    kill,
+    resume,
+    dashboard,
+)
 """What ``cmc`` registers from here."""

@@ -9,7 +9,10 @@ it passes the entry threshold (28 inner lots against 9 outer lots: 28,000 g agai
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,7 +24,7 @@ from rich.console import Console
 from oms.pair_engine import PairBook
 from oms.receipts import ReceiptStore
 from sessions.gateway import Gateway
-from sessions.gateway_config import GatewayConfig
+from sessions.gateway_config import AdminConfig, GatewayConfig
 from sessions.measure import machine_line
 from sessions.simulator.demo import demo_config
 from sessions.simulator.venue import Venue
@@ -157,7 +160,15 @@ def gateway_config(venues: list[Venue], work_dir: Path) -> GatewayConfig:
     )
 
 
-def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int:
+def run_arbitrage_demo(
+    console: Console,
+    *,
+    work_dir: Path | None = None,
+    dashboard: bool = False,
+    seconds: float | None = None,
+) -> int:
+    """The demo; with ``dashboard``, the gateway serves its live page too and the script
+    repeats until Ctrl-C or ``seconds``."""
     started = time.monotonic()
     work_dir = work_dir or _fresh_dir(DEMO_DIR)
     sim = demo_config(opening_auction=False, clients=[GW_PRIMARY, GW_BACKUP])
@@ -166,7 +177,11 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
     try:
         for venue in venues:
             venue.start()
-        gateway = Gateway(gateway_config(venues, work_dir))
+        config = gateway_config(venues, work_dir)
+        token = _dashboard_token() if dashboard else None
+        if dashboard:
+            config = config.model_copy(update={"admin": AdminConfig(token_env=DASHBOARD_TOKEN)})
+        gateway = Gateway(config)
         gateway.start()
         console.print(
             "venues up: " + ", ".join(f"{v.id} on 127.0.0.1:{v.config.port}" for v in venues)
@@ -184,7 +199,18 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
             f"({spec.outer_lots * spec.outer.contract_size:,.0f} {spec.outer.contract_unit})",
             soft_wrap=True,
         )
-        _run_script(console, venues[1], gateway)
+        if not dashboard:
+            _run_script(console, venues[1], gateway)
+        else:
+            _announce_dashboard(console, gateway, token)
+            # Importing quickfix leaves SIGINT at the system's default (the process dies
+            # on Ctrl-C, summary unprinted): Python's handler again, so that Ctrl-C ends
+            # the run as --seconds does.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                _run_script(console, venues[1], gateway, seconds=seconds, repeat=True)
+            except KeyboardInterrupt:
+                console.print("stopping the demo")
         for venue in venues:
             venue.set_quoting(False)
         time.sleep(0.5)  # let the last legs' reports arrive
@@ -214,6 +240,8 @@ def run_arbitrage_demo(console: Console, *, work_dir: Path | None = None) -> int
             "[yellow]the legs ended out of ratio: a leg part-filled after the book "
             "moved (topping up and unwinding come with paired-leg execution)[/yellow]"
         )
+    if dashboard:  # stopped when the operator chose: a run too short to trade is no failure
+        return 0 if errors == 0 else 1
     return 0 if errors == 0 and all(s.trades for s in summaries.values()) else 1
 
 
@@ -229,14 +257,53 @@ def _fresh_dir(path: Path) -> Path:
     return path
 
 
-def _run_script(console: Console, outer: Venue, gateway: Gateway) -> None:
+DASHBOARD_TOKEN = "CMC_ADMIN_TOKEN"
+
+
+def _dashboard_token() -> str | None:
+    """The operator's own token when set; else one made for this run (and put in this
+    process's environment, where the gateway reads it): None when it was the operator's,
+    so that it is not printed."""
+    if len(os.environ.get(DASHBOARD_TOKEN, "")) >= 16:
+        return None
+    os.environ[DASHBOARD_TOKEN] = secrets.token_urlsafe(32)
+    return os.environ[DASHBOARD_TOKEN]
+
+
+def _announce_dashboard(console: Console, gateway: Gateway, token: str | None) -> None:
+    assert gateway.admin is not None and gateway.admin.url is not None
+    url = f"{gateway.admin.url}/dashboard"
+    if token is not None:  # this run's own token: the URL carries it in its fragment
+        console.print(f"dashboard at {url}#token={token}", highlight=False, soft_wrap=True)
+    else:
+        console.print(
+            f"dashboard at {url} (token from {DASHBOARD_TOKEN}; `cmc dashboard --state-dir "
+            f"{gateway.admin.state_file.parent}` opens it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print("the market trades on until Ctrl-C (or --seconds)", highlight=False)
+
+
+def _run_script(
+    console: Console,
+    outer: Venue,
+    gateway: Gateway,
+    *,
+    seconds: float | None = RUN_S,
+    repeat: bool = False,
+) -> None:
+    """Play the moves (over again with ``repeat``) for ``seconds``, or until interrupted
+    when None."""
     feed = TradeFeed(console, gateway)
-    start = time.monotonic()
+    start = cycle = time.monotonic()
     prev_close = outer.instruments["GC"].prev_close
     assert prev_close is not None
     moves = list(SCRIPT)
-    while time.monotonic() - start < RUN_S:
-        if moves and time.monotonic() - start >= moves[0].after_s:
+    while seconds is None or time.monotonic() - start < seconds:
+        if repeat and not moves and time.monotonic() - cycle >= RUN_S:
+            moves, cycle = list(SCRIPT), time.monotonic()
+        if moves and time.monotonic() - cycle >= moves[0].after_s:
             move = moves.pop(0)
             outer.set_anchor("GC", prev_close + move.outer_offset)
             feed.say(f"outer market maker's fair value → {prev_close + move.outer_offset} USD/oz")

@@ -27,6 +27,7 @@ from oms.receipts import Receipt
 from oms.risk import RiskEngine
 from sessions.admin_api import AdminServer
 from sessions.client_link import ClientSessions
+from sessions.dashboard import RecentReceipts
 from sessions.gateway_config import GatewayConfig
 from sessions.schedule import Action, Schedule, ScheduleRunner
 from sessions.tls_tunnel import gateway_tunnel
@@ -48,10 +49,13 @@ class Gateway:
             spool_max_bytes=config.receipt_spool_max_bytes,
             fix_log=FixLogSpec(fix_log_dir, session_map(config)),
         )
+        # Every receipt goes to the writer through this tee, which keeps the latest few (and
+        # counts rejects) for the dashboard, so that the page never reads the database.
+        self.recent_receipts = RecentReceipts(self.receipts.append)
         self.oms = Oms(
             pairs=config.pair_specs(),
             send=self._send,
-            record=self.receipts.append,
+            record=self.recent_receipts.record,
             risk=RiskEngine(config.risk, config.instruments()),
             why_unsent=self._why_unsent,
             emit=self._to_clients,
