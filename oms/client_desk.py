@@ -307,9 +307,11 @@ class ClientDesk:
 
     def on_execution(self, applied: Applied, event: ExecutionReceived) -> None:
         """A venue's report applied to one of the gateway's orders: the drop copy, and the
-        client's own report if the order is a client's."""
+        client's own report if the order is a client's. A venue's answer to a status
+        request (150=I) is not passed on: the gateway asked, after a line switch, and a
+        client's own status request is answered here from the OMS."""
         order = applied.order
-        if order is None or applied.duplicate:
+        if order is None or applied.duplicate or event.exec_type is ExecType.ORDER_STATUS:
             return
         self._emit(DropCopy(self._venue_report(order, event)))
         co = self._by_key.get(order.key)
@@ -319,6 +321,19 @@ class ClientDesk:
         spread = self._spread_of_trade.get(order.pair_id or "")
         if spread is not None and event.exec_type in (ExecType.TRADE, ExecType.TRADE_CANCEL):
             self._emit(self._leg_report(spread, order, event))
+
+    def order_gone(self, order: Order, pending_clordid: str | None, why: str, now_ns: int) -> None:
+        """A client's order the venue never received (judged so after a line was lost): the
+        client gets it Rejected, and a cancel or replace it had sent for it is refused."""
+        co = self._by_key.get(order.key)
+        if co is None:
+            return
+        pending = self._pending.pop(pending_clordid or "", None)
+        if pending is not None:
+            self._cancel_reject(
+                co.client, pending.clordid, pending.orig_clordid, order, pending.replace, why
+            )
+        self._report(co, order, ExecType.REJECTED, text=why, transact_ns=now_ns)
 
     def on_cancel_reject(self, applied: Applied, event: CancelRejected) -> None:
         pending = self._pending.pop(event.clordid, None)

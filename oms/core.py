@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ from oms.orders import Applied, IllegalTransition, Order, Orders, RequestKind
 from oms.pair_engine import NewLeg, PairBook, PairEngine
 from oms.pairs import PairSpec, SpreadIntent
 from oms.receipts import Receipt
+from oms.recovery import Resumption, Snapshot
 from oms.risk import GLOBAL, RiskEngine, Scope, TradingState, Verdict
 from oms.risk import verdicts as risk_checks
 from oms.risk_gate import KillReport, RiskGate
@@ -105,6 +106,7 @@ class Oms:
         self._clock = clock
         self._clordid_prefix = f"{clordid_prefix}{int(time.time()) % 10**8:08d}-"
         self._next_clordid = 0
+        self.recovery: Resumption | None = None  # a restarted gateway's way back to trading
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._timers: list[tuple[int, int, Callable[[], None]]] = []  # (due ns, seq, action)
         self._timer_seq = itertools.count()
@@ -186,6 +188,8 @@ class Oms:
             applied = self.orders.apply_cancel_reject(event)
             if applied.order is not None and applied.order.pair_id is not None:
                 self.engine.on_order(applied.order, event.recv_ns)
+            if self.recovery is not None and applied.order is not None:
+                self.recovery.on_order(applied.order, event.recv_ns)
             self.clients.on_cancel_reject(applied, event)
             self._event_receipt(
                 "event.cancel_reject",
@@ -206,6 +210,8 @@ class Oms:
                 data={"active": event.active.value if event.active else None},
             )
             self.lines.on_line_state(event)
+            if self.recovery is not None:
+                self.recovery.on_line_state(event)
         elif isinstance(event, MarketDataGap):  # books stale until their next snapshot
             stale = self.market.mark_stale(event.venue, event.symbols, event.reason, event.recv_ns)
             self._event_receipt(
@@ -416,6 +422,7 @@ class Oms:
                 ts_ns=sent_ns,
                 cause_ns=cause_ns,
                 venue=order.venue,
+                line=order.line.value if ok and order.line is not None else None,
                 symbol=order.symbol,
                 clordid=order.clordid,
                 pair_id=order.pair_id,
@@ -542,15 +549,83 @@ class Oms:
 
     def order_gone(self, order: Order, why: str, now_ns: int) -> None:
         """An order the venue never received (it went out on a line that was lost): Rejected
-        here as if its send had failed, so that risk stops counting it and its pair repairs."""
+        here as if its send had failed, so that risk stops counting it, its pair repairs and
+        its client, if it is a client's, is told."""
+        pending = order.pending_clordid
         self.orders.send_failed(order, reason=why, now_ns=now_ns)
         self.gate.unsent(order)
+        self.clients.order_gone(order, pending, why, now_ns)
         if order.pair_id is not None:
             self.engine.on_order(order, now_ns)
+        if self.recovery is not None:
+            self.recovery.on_order(order, now_ns)
 
     def reconciled(self, venue: str, cause_ns: int | None) -> None:
         """The venue's orders are checked: the repairs held for it go on."""
         self.engine.resume(venue, cause_ns)
+        if self.recovery is not None:
+            self.recovery.on_reconciled(venue, cause_ns)
+
+    # -- a restart ----------------------------------------------------------------------------
+
+    def restore(self, snapshot: Snapshot, lines: Mapping[str, int]) -> None:
+        """Start from what a restarted gateway's receipt store proves (``oms.recovery``):
+        its orders, its pairs' legs, risk's positions, and the ClOrdID numbers used. Before
+        ``start``: nothing else touches the OMS yet. ``lines`` is each venue's number of
+        lines: a venue's orders are asked after once all of them are logged on again.
+
+        With orders still working or a pair out of ratio, the OMS goes back to trading
+        through a ``Resumption`` (the working orders reconciled at the first logons, then
+        cancelled; then repairs); otherwise at once. One ``recovery.restored`` receipt says
+        what was taken."""
+        if self._thread.is_alive():
+            raise RuntimeError("restore the OMS before it starts")
+        self.orders = snapshot.orders
+        self._next_clordid = max(self._next_clordid, snapshot.highest_clordid(self._clordid_prefix))
+        self.engine.restore(snapshot.pairs)
+        self.gate.restore(snapshot.orders.all(), self._strategy_of, self._clock())
+        working = snapshot.working
+        unaligned = [p.spec.id for p in self.pairs.values() if not p.aligned]
+        if working or unaligned:
+            self.recovery = Resumption(self, snapshot, lines)
+        stats = snapshot.stats
+        positions = {
+            f"{pair_id}:{field}": value
+            for pair_id, pair in self.pairs.items()
+            for field, value in (
+                ("net_inner", pair.net_inner),
+                ("net_outer", pair.net_outer),
+                ("units", pair.units),
+            )
+        }
+        self._record(
+            Receipt.of(
+                "recovery.restored",
+                ts_ns=self._clock(),
+                verdict="resuming" if self.recovery is not None else "restored",
+                reason=f"{stats.orders} order(s) rebuilt from {stats.receipts} receipt(s) "
+                f"({stats.unrecorded} message(s) only the FIX log had), {stats.fills} fill(s); "
+                f"{len(working)} working, to reconcile at the first logons"
+                + (f"; pairs out of ratio: {', '.join(unaligned)}" if unaligned else "")
+                + (f"; {len(stats.problems)} receipt(s) not applied" if stats.problems else ""),
+                data={
+                    "orders": stats.orders,
+                    "working": len(working),
+                    "fills": stats.fills,
+                    "duplicates": stats.duplicates,
+                    "unrecorded": stats.unrecorded,
+                    "inferred": stats.inferred,
+                    "receipts": stats.receipts,
+                    "problems": len(stats.problems),
+                    **positions,
+                    **{f"problem:{i}": p for i, p in enumerate(stats.problems[:10])},
+                },
+            )
+        )
+
+    def _strategy_of(self, order: Order) -> str | None:
+        pair = self.engine.pair_of(order.pair_id)
+        return pair.spec.id if pair is not None else None
 
     def _cancel_again(self, order: Order, cause_ns: int | None, why: str) -> None:
         if order.working and order.pending_kind is None:
@@ -600,7 +675,11 @@ class Oms:
 
     def _new_clordid(self) -> str:
         self._next_clordid += 1
-        return f"{self._clordid_prefix}{self._next_clordid}"
+        clordid = f"{self._clordid_prefix}{self._next_clordid}"
+        while self.orders.by_clordid(clordid) is not None:  # a ClOrdID is never sent twice
+            self._next_clordid += 1
+            clordid = f"{self._clordid_prefix}{self._next_clordid}"
+        return clordid
 
     def _on_execution(self, event: ExecutionReceived) -> None:
         ids = {
@@ -651,6 +730,8 @@ class Oms:
         if order.pair_id is not None:
             self.engine.on_order(order, event.recv_ns)
         self.lines.on_execution(applied, event)
+        if self.recovery is not None:
+            self.recovery.on_order(order, event.recv_ns)
 
     def _feed_back(self, applied: Applied, order: Order, event: ExecutionReceived) -> None:
         """What the report tells risk, and, from an acknowledgement, the venue's clock."""

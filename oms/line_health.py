@@ -180,6 +180,7 @@ def judge(
     *,
     across_lines: bool,
     on_its_line: bool = False,
+    acked: bool | None = None,
 ) -> Answer:
     """What the venue's answer (OrdStatus, CumQty, OrderID) means for an order the OMS has in
     ``ours`` with ``our_filled`` lots filled; ``on_its_line`` when the answer came on the
@@ -187,10 +188,14 @@ def judge(
     know with OrdStatus Rejected and no OrderID ("NONE").
 
     On the line an order went out on, the venue has read every message sent before the
-    status request, in sequence: if it does not know the order then, it never will."""
+    status request, in sequence: if it does not know the order then, it never will.
+    ``acked`` tells whether the venue ever acknowledged the order (when left out: only a
+    PendingNew order was not; one with a cancel or replace in flight may not have been
+    either)."""
     unknown = venue_status is OrdStatus.REJECTED and venue_order_id in (None, "", "NONE")
+    never_acked = ours is OrdStatus.PENDING_NEW if acked is None else not acked
     if unknown and ours is not OrdStatus.REJECTED:
-        if ours is OrdStatus.PENDING_NEW and our_filled == 0 and (across_lines or on_its_line):
+        if never_acked and our_filled == 0 and (across_lines or on_its_line):
             return Answer.NEVER_ARRIVED
         return Answer.UNKNOWN
     if (venue_status in CLOSED) == (ours in CLOSED) and venue_cum == our_filled:
@@ -477,6 +482,7 @@ class LineWatch:
             event.venue_order_id,
             across_lines=self.policy(order.venue).orders_across_lines,
             on_its_line=order.line is probe.line,
+            acked=order.acked or order.venue_order_id is not None,
         )
         self._conclude(order, verdict, probe.line, event)
 
@@ -501,6 +507,7 @@ class LineWatch:
             event.venue_order_id,
             across_lines=self.policy(run.venue).orders_across_lines,
             on_its_line=order.line is run.line,
+            acked=order.acked or order.venue_order_id is not None,
         )
         run.answer(order.key, verdict)
         self._conclude(order, verdict, run.line, event)

@@ -193,8 +193,10 @@ TRANSITIONS: Final[Mapping[tuple[OrdStatus | None, OrderEvent], Next]] = Mapping
         (_S.PENDING_CANCEL, _E.TRADE_CANCEL): _S.PENDING_CANCEL,
         (_S.PENDING_CANCEL, _E.TRADE_CORRECT): _S.PENDING_CANCEL,
         (_S.PENDING_CANCEL, _E.ORDER_STATUS): _S.PENDING_CANCEL,
+        (_S.PENDING_CANCEL, _E.SEND_FAILED): _S.REJECTED,  # never acknowledged, never arrived
         # --- PendingReplace: fills land on the original order ------------------------------
         (_S.PENDING_REPLACE, _E.PENDING_REPLACE): _S.PENDING_REPLACE,  # C.1.a
+        (_S.PENDING_REPLACE, _E.SEND_FAILED): _S.REJECTED,  # never acknowledged, never arrived
         (_S.PENDING_REPLACE, _E.PARTIAL_FILL): _S.PENDING_REPLACE,  # C.1.b, D.1.a
         (_S.PENDING_REPLACE, _E.FULL_FILL): _S.FILLED,  # C.2.a
         (_S.PENDING_REPLACE, _E.REPLACED): Rule.BY_QTY,  # C.1.a/b, C.3.a/b/c
@@ -566,14 +568,19 @@ class Orders:
         return order, command
 
     def send_failed(self, order: Order, *, reason: str, now_ns: int) -> None:
-        """The order never reached the venue (no line logged on): it is Rejected here, by
-        the gateway, so that nothing waits for an answer that cannot come."""
+        """The order never reached the venue (no line logged on, or the venue does not know
+        it where it would): it is Rejected here, by the gateway, so that nothing waits for an
+        answer that cannot come. A cancel or replace sent after it is over too: the venue's
+        refusal of it, if one comes, is taken as a duplicate."""
         target = _INDEX.get((order.status._value_, _E.SEND_FAILED))
-        if target is None:
-            why = "only an unsent order can fail to send"
+        if target is None or order.acked:
+            why = "only an order the venue never acknowledged can have failed to reach it"
             raise self._illegal(order, _E.SEND_FAILED, None, why)
         assert isinstance(target, OrdStatus)
         order.history.append(Transition(order.status, target, f"SEND_FAILED {reason}"))
+        if order.pending_clordid is not None:
+            order.rejected_requests.add(order.pending_clordid)
+            _clear_pending(order)
         order.status = target
         order.leaves_qty = 0
         order.last_update_ns = now_ns

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from oms.enums import Side, TimeInForce
 from oms.instruments import Instrument
@@ -39,6 +39,9 @@ from oms.orders import Order
 from oms.pairs import Direction, PairSpec, SpreadIntent, SpreadPair, TradeOutcome
 from oms.receipts import Receipt
 from oms.strategy import SpreadStrategy
+
+if TYPE_CHECKING:
+    from oms.recovery import PairState
 
 _MS = 1_000_000
 
@@ -148,6 +151,9 @@ class PairEngine:
         self._repair_ids = itertools.count(1)
         self._manual_ids = itertools.count(1)
         self._held: set[str] = set()  # pairs whose repair waits for a reconciliation
+        self.recovering: set[str] = set()
+        """Pairs of a restarted gateway whose recovered orders are not yet settled: no
+        entry and no repair until ``finish_recovery``."""
         self.finished: list[Callable[[PairBook, SpreadPair], None]] = []
         """Called on the OMS thread with each trade as it ends (a client's spread order
         reports then)."""
@@ -162,6 +168,8 @@ class PairEngine:
         """Ask the strategy, when the pair is free to trade: no trade in flight, legs
         aligned, both venues up."""
         if pair.working is not None or not pair.aligned:
+            return
+        if self.recovering and pair.spec.id in self.recovering:
             return
         spec = pair.spec
         up = self.desk.venues_up
@@ -192,6 +200,11 @@ class PairEngine:
             return f"no pair {pair_id!r}; pairs: {', '.join(self.pairs)}"
         if pair.working is not None:
             return f"pair {pair_id} has a trade in flight"
+        if pair_id in self.recovering:
+            return (
+                f"pair {pair_id} is settling the orders it had working when the gateway "
+                "restarted; try again in a moment"
+            )
         if not pair.aligned:
             return f"pair {pair_id} is unbalanced ({pair.imbalance} inner lots)"
         spec = pair.spec
@@ -383,7 +396,7 @@ class PairEngine:
             if missed and not quote and trade.first_fault_ns is None:
                 self._fault(pair, trade, cause_ns)  # a quote that rests unfilled is no fault
             self._settle(pair, trade, cause_ns)
-        elif delta and trade is None and not pair.aligned:
+        elif delta and trade is None and not pair.aligned and pair.spec.id not in self.recovering:
             # A bust or a correction on a trade already done: it re-opens the imbalance.
             why = f"{order.key}: its fills changed after its trade ended"
             self._start_repair(pair, cause_ns, why=why)
@@ -647,6 +660,49 @@ class PairEngine:
             trade = pair.working
             if trade is not None:
                 self._settle(pair, trade, cause_ns)
+
+    # -- a restart -----------------------------------------------------------------------------
+
+    def restore(self, states: Mapping[str, PairState]) -> None:
+        """Take each pair's legs as a restarted gateway's receipts leave them (before the OMS
+        thread runs). Trade numbers go on after the highest used, so that no trade id of this
+        run names a trade of an earlier one."""
+        manual = repairs = 0
+        for pair_id, state in states.items():
+            pair = self.pairs.get(pair_id)
+            if pair is None:
+                continue  # a pair the configuration no longer has
+            pair.net_inner, pair.net_outer, pair.units = (
+                state.net_inner,
+                state.net_outer,
+                state.units,
+            )
+            pair.counted.update(state.counted)
+            for trade_id in state.trades:
+                self._pair_of_trade[trade_id] = pair
+            # the strategy numbers its entries itself, from 1 in each run
+            pair.strategy._ids = itertools.count(state.numbers.get("", 0) + 1)
+            manual = max(manual, state.numbers.get("M", 0))
+            repairs = max(repairs, state.numbers.get("R", 0))
+        self._manual_ids = itertools.count(manual + 1)
+        self._repair_ids = itertools.count(repairs + 1)
+
+    def hold_for_recovery(self, pair_ids: set[str]) -> None:
+        self.recovering |= pair_ids
+
+    def finish_recovery(self, pair_id: str, cause_ns: int | None) -> None:
+        """The pair's recovered orders are settled: it trades again, after a repair if its
+        legs are out of ratio (the trade that unbalanced them is gone: the repair tops the
+        lagging leg up to the last aligned position, or unwinds to whole units)."""
+        self.recovering.discard(pair_id)
+        pair = self.pairs[pair_id]
+        if pair.working is not None:
+            return
+        units = pair.legs.aligned_units(pair.spec.inner_lots, pair.spec.outer_lots)
+        if units is not None:  # the recovered orders' last reports may have aligned it
+            pair.units = units
+        else:
+            self._start_repair(pair, cause_ns, why="legs out of ratio after a restart")
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ becomes a receipt. Everything here runs on the OMS thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -262,6 +262,47 @@ class RiskGate:
             )
         if notices:
             self.record_notices(notices, now_ns)
+
+    def restore(
+        self, orders: Sequence[Order], strategy_of: Callable[[Order], str | None], now_ns: int
+    ) -> None:
+        """Count a restarted gateway's recovered orders as the engine would have counted
+        them live: every order sent, then every live fill in the order it was received (so
+        that realised P&L comes out the same), then what is still working or done. Every
+        ClOrdID they used stays used."""
+        engine = self.engine
+        for order in orders:
+            strategy = strategy_of(order)
+            ctx = self.context(strategy, "leg" if strategy is not None else "client")
+            command = SendOrder(
+                venue=order.venue,
+                clordid=order.key,  # the engine keys working orders by their first ClOrdID
+                symbol=order.symbol,
+                side=order.side,
+                qty=order.qty,
+                ord_type=order.ord_type,
+                price=order.price,
+                tif=order.tif,
+                account=order.account,
+                created_ns=order.created_ns,
+            )
+            engine.on_order_sent(command, ctx, now_ns)
+            engine.ledger.clordids.update(order.clordids)
+        fills = sorted(
+            ((fill, order) for order in orders for fill in order.fills if not fill.busted),
+            key=lambda item: item[0].recv_ns,
+        )
+        notices: tuple[Notice, ...] = ()
+        for fill, order in fills:
+            notices += engine.on_fill(
+                order.key, order.venue, order.symbol, fill.side, fill.qty, fill.price, now_ns
+            )
+        for order in orders:
+            if order.working:
+                engine.on_order_amended(order.key, order.leaves_qty, order.price)
+            else:
+                engine.on_order_done(order.key)
+        self.record_notices(notices)
 
     def on_clock_offset(self, venue: str, offset_ns: int | None, now_ns: int) -> None:
         if offset_ns is not None:

@@ -85,6 +85,7 @@ def gateway(config_path: Path, seconds: float | None) -> None:
     With an [admin] table, the admin API listens too (`cmc sessions`, `cmc kill`...); its
     bearer token is read from the variable the table names (CMC_ADMIN_TOKEN by default).
     """
+    from oms.receipt_writer import ReceiptWriterError
     from sessions.admin_api import AdminError
     from sessions.gateway import Gateway
     from sessions.gateway_config import load_gateway_config
@@ -109,11 +110,22 @@ def gateway(config_path: Path, seconds: float | None) -> None:
         errors.print(f"{config_path}: the FIX engine could not start: {exc}")
         gw.stop()
         sys.exit(2)
-    except AdminError as exc:
+    except (AdminError, ReceiptWriterError) as exc:
         errors.print(f"{config_path}: {exc}", highlight=False, markup=False)
         gw.stop()
         sys.exit(2)
     console.print(f"gateway started; receipts to {config.receipts_url}; Ctrl-C to stop")
+    recovered = gw.recovered
+    if recovered is not None and not recovered.empty:
+        legs = ", ".join(
+            f"{p.pair} {p.net_inner:+d}/{p.net_outer:+d} lots" for p in recovered.pairs.values()
+        )
+        console.print(
+            f"recovered from the receipt store: {recovered.stats.orders} orders, "
+            f"{recovered.stats.working} working (reconciled with their venues at the first "
+            f"logons, then cancelled); pair legs {legs or 'none'}",
+            highlight=False,
+        )
     if gw.admin is not None:
         console.print(
             f"admin API at {gw.admin.url} (token from {gw.admin.config.token_env}); "

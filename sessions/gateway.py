@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -22,8 +23,9 @@ from oms.client_messages import ClientMessage
 from oms.commands import Command
 from oms.core import Oms
 from oms.events import LineRole
-from oms.receipt_writer import ReceiptWriter
+from oms.receipt_writer import ReceiptWriter, ReceiptWriterError
 from oms.receipts import Receipt
+from oms.recovery import Snapshot
 from oms.risk import RiskEngine
 from sessions.admin_api import AdminServer
 from sessions.client_link import ClientSessions
@@ -72,6 +74,7 @@ class Gateway:
         self.sessions = GatewaySessions(config, self.oms.post, endpoints, log_dir=fix_log_dir)
         self.schedule = self._schedule_runner()
         self._started = False
+        self.recovered: Snapshot | None = None  # what the receipt store gave back at start
 
     def _schedule_runner(self) -> ScheduleRunner | None:
         """Venues with a `schedule` are logged on and off by it; the others stay logged on."""
@@ -144,7 +147,10 @@ class Gateway:
     def start(self) -> None:
         if self.admin is not None:
             self.admin.bind()
+        self._await_earlier_writer()
         self.receipts.start()
+        self._note_writer()
+        self.recovered = self._recover()  # after the writer's reconciliation with the FIX log
         self.oms.start()
         if self.tunnel is not None:
             self.tunnel.start()
@@ -159,6 +165,54 @@ class Gateway:
         self._started = True
         if self.admin is not None:  # last: operators act on a gateway that is all there
             self.admin.start()
+
+    def _recover(self) -> Snapshot:
+        """Rebuild the orders, pairs and positions the receipt store proves, and hand them to
+        the OMS before its thread or any session starts: a gateway killed mid-trading picks
+        up where its receipts (and quickfix's log, through the writer's reconciliation)
+        leave it, and a fresh store gives an empty OMS."""
+        from oms.recovery import recover
+        from sessions.codec import decode
+
+        config = self.config
+        snapshot = recover(config.receipts_url, config.pair_specs(), decode)
+        self.oms.restore(snapshot, {v.id: len(v.lines) for v in config.venues})
+        if not snapshot.empty:
+            stats = snapshot.stats
+            log.warning(
+                "recovered from the receipt store: %d order(s), %d working (reconciled with "
+                "their venues at the first logons), %d fill(s), %d message(s) only the FIX log "
+                "had%s",
+                stats.orders,
+                len(snapshot.working),
+                stats.fills,
+                stats.unrecorded,
+                f"; {len(stats.problems)} receipt(s) not applied" if stats.problems else "",
+            )
+        return snapshot
+
+    def _await_earlier_writer(self) -> None:
+        """A gateway killed outright leaves its receipt writer process behind for a moment,
+        keeping what it was sent; a new writer must not append to the store beside it (two
+        writers would number receipts alike). Wait for it to end, within reason."""
+        path = self.config.store_dir.parent / WRITER_PID_FILE
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + EARLIER_WRITER_WAIT_S
+        while _writer_alive(pid):
+            if time.monotonic() > deadline:
+                raise ReceiptWriterError(
+                    f"the receipt writer of an earlier run (pid {pid}) is still running after "
+                    f"{EARLIER_WRITER_WAIT_S:g} s; stop it before starting the gateway again"
+                )
+            time.sleep(0.02)
+
+    def _note_writer(self) -> None:
+        path = self.config.store_dir.parent / WRITER_PID_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{self.receipts.pid}\n")
 
     def wait_ready(self, timeout_s: float = 15.0) -> bool:
         """Whether every venue has an active line and a book for every instrument."""
@@ -197,6 +251,33 @@ class Gateway:
             self.tunnel.stop()
         self.oms.stop()
         self.receipts.close()
+
+
+WRITER_PID_FILE = "receipt-writer.pid"
+"""Beside ``admin.json``: the process id of the gateway's receipt writer."""
+
+EARLIER_WRITER_WAIT_S = 15.0
+
+
+def _writer_alive(pid: int) -> bool:
+    """Whether ``pid`` is still a receipt writer process (a spawned multiprocessing child);
+    a process id since reused by something else, or a zombie, is not."""
+    if pid == os.getpid():
+        return False
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self").is_dir():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            return state not in ("Z", "X") and b"multiprocessing" in (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _make_sqlite_dir(url: str) -> None:

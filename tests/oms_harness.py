@@ -9,6 +9,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+from oms.client_messages import ClientMessage
 from oms.commands import Command, SendOrder
 from oms.core import Oms
 from oms.events import (
@@ -69,6 +70,7 @@ class Harness:
     def __init__(self, spec: PairSpec | None = None, risk: RiskConfig | None = None) -> None:
         self.sent: list[Command] = []
         self.receipts: list[Receipt] = []
+        self.to_clients: list[ClientMessage] = []
         self.clock = itertools.count(1_000_000, 1_000)
         self.oms = Oms(
             pairs=[spec or gold()],
@@ -76,6 +78,7 @@ class Harness:
             record=self.receipts.append,
             risk=RiskEngine(risk or RiskConfig(fx={"CNY": Decimal("0.1379")}), INSTRUMENTS),
             clock=self.clock.__next__,
+            emit=self.to_clients.append,
         )
         self._exec_ids = itertools.count(1)
         for venue in ("INNER", "OUTER"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from oms.client_messages import ClientCancel, ClientCancelReject, ClientNewOrder, ClientReport
 from oms.commands import SendOrder, StatusRequest, SwitchLine
 from oms.core import Oms
 from oms.enums import OrderType, Side, TimeInForce
@@ -851,3 +852,44 @@ def test_an_order_acknowledged_on_its_own_line_is_not_rejected_by_a_late_unknown
     order = h.oms.orders.by_key(inner.clordid)
     assert order is not None and order.status is OrdStatus.FILLED
     assert h.oms.pairs["GOLD"].working is None and h.oms.pairs["GOLD"].position == 1
+
+
+def test_a_clients_order_that_never_arrived_is_reported_rejected_with_its_cancel_refused() -> None:
+    h = Harness()
+    h.oms.clients.handle(
+        ClientNewOrder(
+            "FUND-A",
+            "A-1",
+            "INNER",
+            "AU",
+            Side.BUY,
+            2,
+            OrderType.LIMIT,
+            D("558.00"),
+            TimeInForce.DAY,
+            None,
+            False,
+            next(h.clock),
+        )
+    )
+    h.oms.clients.handle(ClientCancel("FUND-A", "A-2", "A-1", "AU", Side.BUY, next(h.clock)))
+    [sent, cancel] = h.sent
+    assert isinstance(sent, SendOrder) and not isinstance(cancel, SendOrder)
+    switch(h, "INNER", B)
+    [on_backup] = status_requests(h)
+    answer(h, on_backup, OrdStatus.REJECTED, known=False)
+    h.oms.handle(LineStateChanged("INNER", P, LineState.LOGGED_ON, B, next(h.clock)))
+    [probe] = status_requests(h)[1:]
+    answer(h, probe, OrdStatus.REJECTED, line=P, known=False)
+    refused = [m for m in h.to_clients if isinstance(m, ClientCancelReject)]
+    assert [(r.client, r.clordid, r.orig_clordid) for r in refused] == [("FUND-A", "A-2", "A-1")]
+    # Only the reject: the venue's answers to the gateway's own status requests stay here.
+    [report] = [m for m in h.to_clients if isinstance(m, ClientReport) and m.client == "FUND-A"]
+    assert (report.clordid, report.exec_type, report.ord_status) == (
+        "A-1",
+        ExecType.REJECTED,
+        OrdStatus.REJECTED,
+    )
+    assert "lost with the line it went out on" in (report.text or "")
+    order = h.oms.orders.by_key(sent.clordid)
+    assert order is not None and order.status is OrdStatus.REJECTED and order.pending_kind is None

@@ -16,7 +16,9 @@ from typing import Final
 
 SOH: Final = "\x01"
 MESSAGES_GLOB: Final = "*.messages.current.log"
-_KEPT_TAGS: Final = frozenset({"8", "11", "17", "34", "35", "37", "43", "49", "52", "55", "56"})
+_KEPT_TAGS: Final = frozenset(
+    {"8", "11", "17", "34", "35", "37", "43", "49", "52", "55", "56", "790"}
+)
 
 
 @dataclass(frozen=True, slots=True)

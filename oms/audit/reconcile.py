@@ -5,7 +5,9 @@ records a receipt for every order it sends and every message it receives. Matchi
 one to one finds what one side has and the other lacks:
 
 * a message sent (NewOrderSingle, cancel, replace...) matches the ``command.*`` receipt
-  with its ClOrdID (11) that says it was sent;
+  with its ClOrdID (11) that says it was sent; an OrderStatusRequest, which carries the
+  ClOrdID of the order it asks after, matches its ``command.status_request`` receipt by
+  OrdStatusReqID (790);
 * an execution report, cancel reject or reject received matches the ``event.*`` receipt
   whose raw message has the same SenderCompID, TargetCompID, MsgSeqNum and SendingTime;
 * market data received (W, X) matches the ``event.market_data`` receipt (or
@@ -47,6 +49,8 @@ MARKET_DATA: Final = frozenset({"W", "X"})
 MARKET_DATA_KINDS: Final = frozenset({"event.market_data", "event.market_data_ignored"})
 """Receipts of market data received: applied to the books, or not (an inactive line's)."""
 UNRECORDED_KIND: Final = "fix.unrecorded"
+STATUS_REQUEST_KIND: Final = "command.status_request"
+"""Matched on OrdStatusReqID (790): it carries the order's ClOrdID, not one of its own."""
 RECONCILE_KIND: Final = "audit.reconcile"
 _SLACK_NS: Final = 1_000_000_000
 _DETAILS: Final = 50
@@ -104,6 +108,8 @@ def message_key(tags: Mapping[int, str], direction: str, sessions: SessionMap) -
     if msg_type in ADMIN_TYPES or (direction == "out" and msg_type in UNRECEIPTED_OUT):
         return None
     if direction == "out":
+        if msg_type == "H":  # the order's own ClOrdID, asked after as often as need be
+            return ("out", "H", tags.get(790))
         clordid = tags.get(11)
         if clordid is not None:
             return ("out", clordid)
@@ -134,6 +140,8 @@ def receipt_key(
     if kind.startswith("command."):
         if clordid is None or verdict == "not sent":
             return None
+        if kind == STATUS_REQUEST_KIND:
+            return ("out", "H", data.get("status_req_id"))
         return ("out", clordid)
     if kind in MARKET_DATA_KINDS:
         msg_type = "W" if data.get("snapshot") else "X"
