@@ -103,7 +103,8 @@ def gateway(config_path: Path, seconds: float | None) -> None:
         errors.print(f"{config_path}: {exc}", highlight=False, markup=False)
         sys.exit(2)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):  # both end the run with its summary
+        signal.signal(signum, lambda *_: stop.set())
     try:
         gw.start()
     except EngineStartError as exc:
@@ -202,7 +203,8 @@ def sim(config_path: Path, venue_ids: tuple[str, ...], seconds: float | None) ->
 
     venues = [Venue(v) for v in chosen]
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     started: list[Venue] = []
     try:
         for venue in venues:

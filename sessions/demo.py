@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -199,18 +198,15 @@ def run_arbitrage_demo(
             f"({spec.outer_lots * spec.outer.contract_size:,.0f} {spec.outer.contract_unit})",
             soft_wrap=True,
         )
-        if not dashboard:
-            _run_script(console, venues[1], gateway)
-        else:
+        if dashboard:
             _announce_dashboard(console, gateway, token)
-            # Importing quickfix leaves SIGINT at the system's default (the process dies
-            # on Ctrl-C, summary unprinted): Python's handler again, so that Ctrl-C ends
-            # the run as --seconds does.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            try:
+        try:  # Ctrl-C ends the run early, with its summary (see sessions/__init__.py)
+            if not dashboard:
+                _run_script(console, venues[1], gateway)
+            else:
                 _run_script(console, venues[1], gateway, seconds=seconds, repeat=True)
-            except KeyboardInterrupt:
-                console.print("stopping the demo")
+        except KeyboardInterrupt:
+            console.print("stopping the demo")
         for venue in venues:
             venue.set_quoting(False)
         time.sleep(0.5)  # let the last legs' reports arrive

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -208,3 +209,34 @@ def test_gateway_with_a_pair_on_an_unknown_venue_fails_before_starting(tmp_path:
     assert result.returncode == 2
     assert f"{path}: invalid configuration" in result.stderr
     assert "pair GOLD: CME GC is not an instrument of a configured venue" in result.stderr
+
+
+def test_ctrl_c_ends_the_demo_early_with_its_summary_and_receipts(tmp_path: Path) -> None:
+    """SIGINT is Python's again once quickfix is loaded (sessions/__init__.py): the gateway
+    stops cleanly, logs out and flushes its receipts instead of dying on the spot."""
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [CMC, "demo"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "spread trade" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    out = "".join(seen) + rest
+    assert proc.returncode == 0, out
+    assert "stopping the demo" in out and "receipts written" in out, out
+    assert (tmp_path / "var" / "demo" / "receipts.sqlite").is_file()
