@@ -14,7 +14,9 @@ Once listening, the gateway writes ``admin.json`` into its state directory (besi
 quickfix store) with the URL and the name of the token's variable, so that ``cmc`` finds it.
 
 Every mutating request names who asks and why; session actions leave an
-``operator.session`` receipt, and the kill switch and resume leave the OMS's own.
+``operator.session`` receipt, a stage change an ``operator.stage`` one, and the kill switch
+and resume leave the OMS's own. Every status answer names the gateway's stage (shadow,
+canary, live), so that no operator reads paper positions for real ones.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from oms.clock import now_ns
 from oms.events import LineRole
 from oms.receipts import Receipt
 from sessions.dashboard import Dashboard
-from sessions.gateway_config import AdminConfig
+from sessions.gateway_config import AdminConfig, Stage
+from sessions.stage import StageError
 from sessions.venue_link import LineStatus, UnknownVenue
 
 if TYPE_CHECKING:
@@ -251,6 +254,8 @@ class AdminApp:
             Route(f"{API}/risk", guarded(self.risk), methods=["GET"]),
             Route(f"{API}/kill", guarded(self.kill), methods=["POST"]),
             Route(f"{API}/resume", guarded(self.resume), methods=["POST"]),
+            Route(f"{API}/stage", guarded(self.stage), methods=["GET"]),
+            Route(f"{API}/stage", guarded(self.set_stage), methods=["POST"]),
         ]
         # The operator's live page: its files open, its data behind the same token.
         self.dashboard = Dashboard(gateway, guarded)
@@ -307,6 +312,11 @@ class AdminApp:
     def _oms(self, fn: Callable[[Oms], Any]) -> Any:
         return self.gateway.oms.call(fn)
 
+    @property
+    def _stage(self) -> str:
+        """The stage, for every status answer (read without the OMS thread)."""
+        return self.gateway.stage.current.value
+
     def _lines(self, venue: str | None = None) -> list[dict[str, Any]]:
         lines = self.gateway.sessions.status()
         if venue is not None:
@@ -358,7 +368,8 @@ class AdminApp:
 
     async def sessions(self, request: Request) -> Response:
         venue = request.path_params.get("venue")
-        return JSONResponse({"lines": await run_in_threadpool(self._lines, venue)})
+        lines = await run_in_threadpool(self._lines, venue)
+        return JSONResponse({"stage": self._stage, "lines": lines})
 
     async def act(self, request: Request) -> Response:
         venue: str = request.path_params["venue"]
@@ -415,17 +426,17 @@ class AdminApp:
     async def orders(self, request: Request) -> Response:
         working = request.query_params.get("working", "").lower() in ("1", "true", "yes")
         rows = await run_in_threadpool(self._oms, lambda oms: _orders(oms, working))
-        return JSONResponse({"working_only": working, "orders": rows})
+        return JSONResponse({"stage": self._stage, "working_only": working, "orders": rows})
 
     async def positions(self, request: Request) -> Response:
         currency = self.gateway.config.risk.base_currency
         contracts = self._contracts
         data = await run_in_threadpool(self._oms, lambda oms: _positions(oms, contracts, currency))
-        return JSONResponse(data)
+        return JSONResponse({"stage": self._stage, **data})
 
     async def risk(self, request: Request) -> Response:
         states = await run_in_threadpool(self._oms, lambda oms: oms.risk.states())
-        return JSONResponse({"states": states})
+        return JSONResponse({"stage": self._stage, "states": states})
 
     async def kill(self, request: Request) -> Response:
         body = await _body(request)
@@ -454,6 +465,33 @@ class AdminApp:
         log.warning("operator %s: resume %s (%s)", who, venue or "everything", why)
         states = await run_in_threadpool(self._oms, lambda oms: oms.risk.states())
         return JSONResponse({"scope": venue or "global", "changed": changed, "states": states})
+
+    async def stage(self, request: Request) -> Response:
+        control = self.gateway.stage
+        return JSONResponse(await run_in_threadpool(self._oms, control.status))
+
+    async def set_stage(self, request: Request) -> Response:
+        body = await _body(request)
+        who = _text(body, "who", required=True, limit=64)
+        why = _text(body, "why", required=True)
+        wanted = body.get("stage")
+        try:
+            to = Stage(wanted)
+        except ValueError:
+            choices = ", ".join(s.value for s in Stage)
+            raise Refused(400, f"'stage' must be one of {choices} (got {wanted!r})") from None
+        control = self.gateway.stage
+
+        def change(oms: Oms) -> dict[str, Any] | StageError:
+            try:  # raised on the OMS thread, it would never reach this request
+                return control.change(oms, to, who, why)
+            except StageError as exc:
+                return exc
+
+        answer = await run_in_threadpool(self._oms, change)
+        if isinstance(answer, StageError):
+            raise Refused(409, str(answer))
+        return JSONResponse(answer)
 
 
 class AdminServer:

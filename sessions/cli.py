@@ -19,6 +19,7 @@ from sessions.cli_audit import audit
 from sessions.cli_check import check
 from sessions.cli_ops import COMMANDS as OPS_COMMANDS
 from sessions.cli_soak import soak
+from sessions.cli_stage import stage
 from sessions.cli_stress import stress
 from sessions.config_loader import ConfigError
 from sessions.fixengine import EngineStartError, exit_process
@@ -89,6 +90,7 @@ def gateway(config_path: Path, seconds: float | None) -> None:
     from sessions.admin_api import AdminError
     from sessions.gateway import Gateway
     from sessions.gateway_config import load_gateway_config
+    from sessions.stage import StageError
     from sessions.trading_report import TradeFeed, summarise, summary_table
 
     _logging(logging.INFO)
@@ -111,11 +113,15 @@ def gateway(config_path: Path, seconds: float | None) -> None:
         errors.print(f"{config_path}: the FIX engine could not start: {exc}")
         gw.stop()
         sys.exit(2)
-    except (AdminError, ReceiptWriterError) as exc:
+    except (AdminError, ReceiptWriterError, StageError) as exc:
         errors.print(f"{config_path}: {exc}", highlight=False, markup=False)
         gw.stop()
         sys.exit(2)
-    console.print(f"gateway started; receipts to {config.receipts_url}; Ctrl-C to stop")
+    console.print(
+        f"gateway started in stage {gw.stage.current.value}; receipts to "
+        f"{config.receipts_url}; Ctrl-C to stop",
+        highlight=False,
+    )
     recovered = gw.recovered
     if recovered is not None and not recovered.empty:
         legs = ", ".join(
@@ -335,6 +341,7 @@ cli.add_command(soak)
 cli.add_command(check)
 for _command in OPS_COMMANDS:
     cli.add_command(_command)
+cli.add_command(stage)
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sessions.cli_audit import (
-    _instant,
     _open,
+    _selection,
     _tracked,
     _writer,
     console,
@@ -91,19 +91,10 @@ def acceptance(
 
     from oms.audit.acceptance import Measurer, report_json
     from oms.audit.reconcile import RECONCILE_KIND
-    from oms.audit.selection import Selection
     from oms.audit.timerange import utc_text
     from oms.receipt_schema import RECEIPTS
 
-    selection = Selection(
-        _instant("--from", from_text, end=False), _instant("--to", to_text, end=True)
-    )
-    if (
-        selection.from_ns is not None
-        and selection.to_ns is not None
-        and selection.from_ns >= selection.to_ns
-    ):
-        raise click.BadParameter("--from must be before --to", param_hint="--from")
+    selection = _selection(from_text, to_text)
     store = _open(db, config_path)
     started = time.perf_counter_ns()
     with store:
@@ -170,6 +161,7 @@ def acceptance(
         )
     shown: Console = errors if str(out_path) == "-" else console
     shown.print(table)
+    shown.print(measurer.stage_line(), highlight=False, markup=False)
     where_to = "standard output" if str(out_path) == "-" else str(out_path)
     shown.print(
         f"{measurer.receipts:,} receipt(s) ({selection.describe()}) measured; {fmt} report "

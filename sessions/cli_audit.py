@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from oms.audit.selection import Selection
     from oms.receipts import ReceiptStore
     from sessions.gateway_config import GatewayConfig
 
@@ -190,6 +191,32 @@ def verify(db: str | None, config_path: Path | None, expect_head: str | None) ->
     sys.exit(1)
 
 
+def _selection(
+    from_text: str | None,
+    to_text: str | None,
+    pair: str | None = None,
+    order: str | None = None,
+    venue: str | None = None,
+) -> Selection:
+    """The receipts ``--from``/``--to`` (and a filter) choose, or a usage error."""
+    from oms.audit.selection import Selection
+
+    selection = Selection(
+        _instant("--from", from_text, end=False),
+        _instant("--to", to_text, end=True),
+        pair,
+        order,
+        venue,
+    )
+    if (
+        selection.from_ns is not None
+        and selection.to_ns is not None
+        and selection.from_ns >= selection.to_ns
+    ):
+        raise click.BadParameter("--from must be before --to", param_hint="--from")
+    return selection
+
+
 def _instant(option: str, text: str | None, *, end: bool) -> int | None:
     from oms.audit.timerange import BadInstant, parse_instant
 
@@ -249,23 +276,10 @@ def export(
     """
     from oms.audit.export import write_csv, write_json
     from oms.audit.report_html import write_html
-    from oms.audit.selection import Selection
 
     if sum(x is not None for x in (pair, order, venue)) > 1:
         raise click.UsageError("give at most one of --pair, --order and --venue")
-    selection = Selection(
-        _instant("--from", from_text, end=False),
-        _instant("--to", to_text, end=True),
-        pair,
-        order,
-        venue,
-    )
-    if (
-        selection.from_ns is not None
-        and selection.to_ns is not None
-        and selection.from_ns >= selection.to_ns
-    ):
-        raise click.BadParameter("--from must be before --to", param_hint="--from")
+    selection = _selection(from_text, to_text, pair, order, venue)
     store = _open(db, config_path)
     started = time.perf_counter()
     with store:

@@ -261,6 +261,21 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+_STAGE_STYLE = {"shadow": "magenta", "canary": "yellow", "live": "green"}
+_STAGE_NOTE = {
+    "shadow": " (paper: orders, fills and positions below are not real)",
+    "canary": " (real orders within the canary caps)",
+}
+
+
+def stage_header(answer: dict[str, Any]) -> str:
+    """The line above every status table: the gateway's stage, so that paper positions are
+    never read as real ones (README: Delivery stages)."""
+    stage = str(answer.get("stage") or "unknown")
+    style = _STAGE_STYLE.get(stage, "white")
+    return f"stage: [bold {style}]{stage.upper()}[/bold {style}]{_STAGE_NOTE.get(stage, '')}"
+
+
 def _yes_no(value: object) -> str:
     return "[green]yes[/green]" if value else "[red]no[/red]"
 
@@ -328,6 +343,7 @@ def sessions_list(options: Options) -> None:
     if options.as_json:
         _print_json(answer)
     else:
+        console.print(stage_header(answer), highlight=False)
         console.print(lines_table(answer["lines"], full=False))
 
 
@@ -341,6 +357,7 @@ def sessions_status(options: Options, venue: str | None) -> None:
     if options.as_json:
         _print_json(answer)
     else:
+        console.print(stage_header(answer), highlight=False)
         console.print(lines_table(answer["lines"], full=True))
 
 
@@ -523,6 +540,7 @@ def orders(options: Options, working: bool) -> None:
         _print_json(answer)
         return
     rows = answer["orders"]
+    console.print(stage_header(answer), highlight=False)
     table = Table(title="working orders" if working else "orders", title_justify="left")
     for name in ("ClOrdID", "venue", "symbol", "side", "qty", "price", "status", "filled"):
         justify = "right" if name in ("qty", "price", "filled") else "left"
@@ -554,6 +572,7 @@ def positions(options: Options) -> None:
     if options.as_json:
         _print_json(answer)
         return
+    console.print(stage_header(answer), highlight=False)
     pairs = Table(title="pairs", title_justify="left")
     for name in ("pair", "units", "inner lots", "outer lots", "imbalance", "trade working"):
         pairs.add_column(name, justify="left" if name == "pair" else "right")
@@ -596,6 +615,7 @@ def risk_status(options: Options) -> None:
     if options.as_json:
         _print_json(answer)
         return
+    console.print(stage_header(answer), highlight=False)
     table = Table(title="trading states", title_justify="left")
     table.add_column("scope")
     table.add_column("state")

@@ -793,7 +793,9 @@ class Dashboard:
         lines = gateway.sessions.status()
         recent = gateway.recent_receipts
         cap = gateway.oms.call(lambda oms: capture(oms, recent))
-        return render(cap, lines, self._specs, seq)
+        snapshot = render(cap, lines, self._specs, seq)
+        snapshot["stage"] = gateway.stage.current.value  # the header's badge: paper or real
+        return snapshot
 
     def _take(self, seq: int) -> bytes:
         return json.dumps(self.take(seq), separators=(",", ":")).encode()

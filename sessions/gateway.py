@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 
 from oms.audit.reconcile import FixLogSpec
-from oms.client_messages import ClientMessage
-from oms.commands import Command
+from oms.client_messages import ClientMessage, DropCopy
+from oms.commands import Command, SwitchLine
 from oms.core import Oms
 from oms.events import LineRole
 from oms.receipt_writer import ReceiptWriter, ReceiptWriterError
@@ -32,6 +32,7 @@ from sessions.client_link import ClientSessions
 from sessions.dashboard import RecentReceipts
 from sessions.gateway_config import GatewayConfig
 from sessions.schedule import Action, Schedule, ScheduleRunner
+from sessions.stage import StageControl, StageError
 from sessions.tls_tunnel import gateway_tunnel
 from sessions.venue_link import GatewaySessions
 
@@ -54,14 +55,18 @@ class Gateway:
         # Every receipt goes to the writer through this tee, which keeps the latest few (and
         # counts rejects) for the dashboard, so that the page never reads the database.
         self.recent_receipts = RecentReceipts(self.receipts.append)
+        # Shadow, canary or live (README: Delivery stages); in shadow, receipts of paper
+        # orders take kinds of their own on their way to the tee.
+        self.stage = StageControl(config)
         self.oms = Oms(
             pairs=config.pair_specs(),
             send=self._send,
-            record=self.recent_receipts.record,
+            record=self.stage.tee(self.recent_receipts.record),
             risk=RiskEngine(config.risk, config.instruments()),
             why_unsent=self._why_unsent,
             emit=self._to_clients,
         )
+        self.stage.attach(self.oms)
         self.clients = (
             None
             if config.client_acceptor is None
@@ -126,6 +131,8 @@ class Gateway:
     def _to_clients(self, message: ClientMessage) -> None:
         """Client reports and drop copies, from the OMS thread (set up before the acceptor)."""
         if self.clients is not None:
+            if isinstance(message, DropCopy) and self.stage.shadow_on:
+                return  # a drop copy is of a real execution; a paper fill is none
             self.clients.send(message)
 
     def _send(self, command: Command) -> LineRole | None:
@@ -136,6 +143,10 @@ class Gateway:
         """
         if self.receipts.halted is not None:
             return None
+        stage = self.stage
+        if stage.shadow_on and not isinstance(command, SwitchLine):  # orders go on paper
+            link = self.sessions.links.get(command.venue)
+            return stage.shadow.send(command, None if link is None else link.active)
         return self.sessions.send(command)
 
     def _why_unsent(self, venue: str) -> str:
@@ -151,6 +162,11 @@ class Gateway:
         self.receipts.start()
         self._note_writer()
         self.recovered = self._recover()  # after the writer's reconciliation with the FIX log
+        try:
+            self.stage.started(self.oms, self.recovered)
+        except StageError:
+            self.receipts.close()
+            raise
         self.oms.start()
         if self.tunnel is not None:
             self.tunnel.start()

@@ -7,6 +7,7 @@ backup with CompIDs of its own), and for each line where to connect and as whom.
 from __future__ import annotations
 
 import ipaddress
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ from oms.events import LineRole
 from oms.instruments import Instrument, InstrumentSpec
 from oms.pairs import PairConfig, PairSpec
 from oms.receipt_spool import DEFAULT_MAX_BYTES as SPOOL_MAX_BYTES
-from oms.risk import RiskConfig
+from oms.risk import CanaryCaps, RiskConfig
 from sessions.client_config import ClientAcceptorConfig
 from sessions.config_loader import load_toml
 from sessions.schedule import ScheduleConfig
@@ -152,6 +153,35 @@ class AdminConfig(Strict):
         return host
 
 
+class Stage(str, Enum):
+    """Where a gateway is on its way to trading for real (README: Delivery stages)."""
+
+    SHADOW = "shadow"  # real market data, orders filled on paper against a mirror of it
+    CANARY = "canary"  # real orders, held to the canary caps
+    LIVE = "live"
+
+
+class StageConfig(Strict):
+    """The ``[stage]`` table: the stage a gateway starts in, and the canary's caps. An
+    operator changes the stage of a running gateway with ``cmc stage set``."""
+
+    current: Stage = Field(default=Stage.LIVE, description="shadow, canary or live")
+    canary: CanaryCaps | None = Field(
+        default=None,
+        description="the canary stage's caps (lots and notional per order, spread trades and "
+        "notional per day); the canary stage needs at least one",
+    )
+
+    @model_validator(mode="after")
+    def _canary_has_caps(self) -> StageConfig:
+        if self.current is Stage.CANARY and (self.canary is None or not self.canary.any):
+            raise ValueError(
+                'current = "canary" needs its caps: set at least one of max_lots_per_order, '
+                "max_pairs_per_day, max_order_notional, max_day_notional under [stage.canary]"
+            )
+        return self
+
+
 class GatewayConfig(Strict):
     store_dir: Path = Field(
         default=Path("var/gateway/store"), description="quickfix FileStore: sequence numbers"
@@ -188,6 +218,10 @@ class GatewayConfig(Strict):
         default=None,
         description="institutional clients and drop-copy consumers (README: Clients and drop "
         "copies); none when left out",
+    )
+    stage: StageConfig = Field(
+        default_factory=StageConfig,
+        description="shadow, canary or live, and the canary's caps (README: Delivery stages)",
     )
 
     @model_validator(mode="after")

@@ -543,6 +543,10 @@ def test_the_report_of_a_real_run(run: dict[str, Any]) -> None:
         + 2
     )  # the outcomes and the exposure
     assert text.count('src="data:image/svg+xml;base64,') == drawn
+    # The stage the run was in, so that paper is never read as real: the demo runs live.
+    assert report["stage"]["line"].startswith("stage: ") and report["stage"]["paper_receipts"] == 0
+    assert f"<p>{report['stage']['line']}</p>" in text
+    assert report["stage"]["line"] in done.stdout
 
 
 def test_an_empty_range_and_a_bad_store_are_clear_errors(tmp_path: Path) -> None:

@@ -54,6 +54,11 @@ TRADE_DECISIONS: Final = frozenset(
 """The decisions that make a spread trade send orders, under its pair id."""
 RECONCILE_END: Final = frozenset({"done", "timed_out"})
 TRIGGER_WINDOW_NS: Final = 5 * S
+PAPER_FAMILY: Final = "shadow"
+"""Receipts of the shadow stage's paper orders and trades (``shadow.<kind>``): never real, so
+left out of every figure, and counted for the report's stage line."""
+STAGE_KINDS: Final = frozenset({"stage.start", "operator.stage"})
+"""The stage a gateway started in, and each operator's change of it (verdict: the stage)."""
 """How long after the event that caused it an order's receipt can come (as ``cmc audit
 trace`` looks back)."""
 
@@ -347,6 +352,10 @@ class Measurer:
     # coverage
     _reconciliations: dict[int, Mapping[str, Any]] = field(default_factory=dict)
     _unrecorded: int = 0
+    # stages: what the range ran in, and the paper it holds
+    _stages: list[str] = field(default_factory=list)
+    paper_receipts: int = 0
+    paper_trades: int = 0
     # traceability
     _orders: dict[str, _Order] = field(default_factory=dict)
     _commanded: set[str] = field(default_factory=set)
@@ -428,6 +437,12 @@ class Measurer:
             self._reconciliations[seq] = data
         elif kind == "fix.unrecorded":
             self._unrecorded += 1
+        elif family == PAPER_FAMILY:
+            self.paper_receipts += 1
+            if kind == "shadow.decision.pair_done":
+                self.paper_trades += 1
+        elif kind in STAGE_KINDS and verdict and (not self._stages or self._stages[-1] != verdict):
+            self._stages.append(verdict)
 
     def _event(
         self,
@@ -669,6 +684,30 @@ class Measurer:
         detail = "; ".join(parts) if parts else "no market data applied in the range"
         return self._latency("market_data_sync", self._md, detail)
 
+    @property
+    def stages(self) -> list[str]:
+        """The stages the range ran in, in order (``shadow`` too when paper receipts show it
+        though no stage receipt is in the range)."""
+        stages = list(self._stages)
+        if self.paper_receipts and "shadow" not in stages:
+            stages.append("shadow")
+        return stages
+
+    def stage_line(self) -> str:
+        """What the report says of the stages: paper is never measured as real."""
+        stages = self.stages
+        if not stages:
+            return "stage: no stage receipt in the range (live, unless a stage was set before it)"
+        text = "stage: " + " -> ".join(stages)
+        if self.paper_receipts:
+            text += (
+                f"; {self.paper_receipts:,} paper (shadow) receipt(s), {self.paper_trades:,} paper "
+                "spread trade(s), left out of every figure"
+            )
+        elif stages == ["live"]:
+            text += " (real orders only)"
+        return text
+
     def _execution(self) -> Figure:
         outcomes = Counter(self._outcomes.values())
         good = sum(n for outcome, n in outcomes.items() if outcome in SUCCESS_OUTCOMES)
@@ -678,6 +717,8 @@ class Measurer:
             detail = "no spread trade ended in the range"
         if working:
             detail += f"; {working:,} trade(s) had not ended by the range's end (left out)"
+        if self.paper_trades:
+            detail += f"; {self.paper_trades:,} paper (shadow) trade(s) left out"
         figure = self._share("execution_success", good, len(self._outcomes), detail)
         return replace(figure, breakdown=dict(sorted(outcomes.items())))
 
@@ -902,6 +943,12 @@ def report_json(
         "last_utc": None if measurer.last_ns is None else utc_text(measurer.last_ns),
         "first_seq": measurer.first_seq,
         "last_seq": measurer.last_seq,
+        "stage": {
+            "stages": measurer.stages,
+            "paper_receipts": measurer.paper_receipts,
+            "paper_trades": measurer.paper_trades,
+            "line": measurer.stage_line(),
+        },
         "summary": {
             "met": verdicts["met"],
             "not_met": verdicts["not met"],

@@ -158,6 +158,7 @@ def render(
         f"<h1>{e(title)}</h1>",
         f"<p>Store <code>{e(store)}</code>; selection: {e(selection)}; "
         f"{measurer.receipts:,} receipt(s){span}. Generated {e(utc_text(generated_ns))}.</p>",
+        f"<p>{e(measurer.stage_line())}</p>",
         f"<p><b>{counts['met']} met, {counts['not met']} not met, "
         f"{counts['not exercised']} not exercised</b> of {len(figures)} figures. A figure is "
         "<i>not exercised</i> when nothing in the range measures it: it has not been shown "

@@ -4,6 +4,7 @@
 file. See :mod:`oms.risk.engine` for which call goes where.
 """
 
+from oms.risk.canary import Canary, CanaryCaps
 from oms.risk.engine import RiskEngine
 from oms.risk.limits import (
     AccountLimits,
@@ -39,6 +40,8 @@ __all__ = [
     "AccountLimits",
     "AckLatency",
     "Alert",
+    "Canary",
+    "CanaryCaps",
     "InstrumentLimits",
     "IntentFacts",
     "KillOrder",

@@ -49,6 +49,7 @@ from oms.risk.books import (
     VenueBook,
 )
 from oms.risk.build import account_book, build_books, has_account_defaults, strategy_book
+from oms.risk.canary import Canary
 from oms.risk.health import HealthMonitor
 from oms.risk.ledger import Ledger
 from oms.risk.limits import RiskConfig
@@ -72,6 +73,9 @@ _ACTIVE: Final = TradingState.ACTIVE
 _REDUCING: Final = TradingState.REDUCING
 _HALTED: Final = TradingState.HALTED
 _ENTRIES: Final = frozenset({Origin.ENTRY, Origin.CLIENT})
+_CANARY_CAPPED: Final = frozenset({Origin.ENTRY, Origin.CLIENT, Origin.OPERATOR})
+"""What the canary caps may refuse: not the top-ups, hedges and unwinds of a pair on the
+market (``oms.risk.canary``)."""
 _NO_FIGURES: Final[Figures] = {}
 
 
@@ -113,6 +117,8 @@ class RiskEngine:
             self._strategy(name)
         for name in config.accounts:
             self._account(name)
+        self.canary: Canary | None = None
+        """The canary stage's caps while the gateway is in it, else None."""
 
     def _strategy(self, name: str) -> StrategyBook:
         book = self.strategies.get(name)
@@ -196,6 +202,11 @@ class RiskEngine:
         )
         if not verdict.passed:
             return verdict
+        canary = self.canary
+        if canary is not None and not reducing and ctx.origin in _CANARY_CAPPED:
+            refusal = canary.check_order(qty, _notional(verdict), now_ns)
+            if refusal is not None:
+                return refusal
         bucket = vb.orders
         if bucket is not None and not bucket.take(now_ns):
             return no(
@@ -210,6 +221,8 @@ class RiskEngine:
                 },
                 reducing=reducing,
             )
+        if canary is not None:
+            canary.count_order(_notional(verdict), now_ns)
         return verdict
 
     def _leg(
@@ -593,6 +606,12 @@ class RiskEngine:
         )
         if not second.passed:
             return second
+        canary = self.canary
+        if canary is not None and not closing:
+            legs = (("inner", inner.qty, _notional(first)), ("outer", outer.qty, _notional(second)))
+            refusal = canary.check_intent(legs, now_ns)
+            if refusal is not None:
+                return refusal
         if vi is vo:
             refusal = self._tokens(vi, 2, now_ns)
         else:
@@ -601,6 +620,8 @@ class RiskEngine:
             return refusal
         if strat.entries is not None:
             strat.entries.add(now_ns)
+        if canary is not None and not closing:
+            canary.count_pair(now_ns)
         f1 = first.figures
         f2 = second.figures
         return Verdict(
@@ -855,6 +876,12 @@ class RiskEngine:
         )
         if not verdict.passed:
             return verdict
+        canary = self.canary
+        added = add * price * c.mult
+        if canary is not None and not reducing and ctx.origin in _CANARY_CAPPED:
+            refusal = canary.check_order(qty, _notional(verdict), now_ns, adds=added)
+            if refusal is not None:
+                return refusal
         bucket = vb.replaces
         if bucket is not None and not bucket.take(now_ns):
             return no(
@@ -867,6 +894,8 @@ class RiskEngine:
                     "wait_ns": bucket.wait_ns(now_ns),
                 },
             )
+        if canary is not None:
+            canary.count_order(added, now_ns)
         return verdict
 
     # -- what the OMS feeds back -------------------------------------------------------------
@@ -1056,6 +1085,8 @@ class RiskEngine:
         (an operator reopens what a rule closed)."""
         self.ledger.start_day()
         self._loss_breached = False
+        if self.canary is not None:
+            self.canary.reset()
 
     def pnl(self) -> Decimal:
         """Today's realised plus marked-to-market P&L, in the base currency."""
@@ -1068,3 +1099,9 @@ class RiskEngine:
 
 
 _CANCEL_PASSED: Final = Verdict(True, v.PASSED, "cancels pass in every trading state")
+
+
+def _notional(verdict: Verdict) -> Decimal:
+    """The notional a passing verdict valued its order at (what the canary caps read)."""
+    value = verdict.figures["notional"]
+    return value if isinstance(value, Decimal) else Decimal(str(value))

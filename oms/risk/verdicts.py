@@ -53,6 +53,11 @@ MAX_SLIPPAGE: Final = "max_slippage"
 MAX_PAY_UP: Final = "max_pay_up"
 MAX_TOP_UP_RETRIES: Final = "max_top_up_retries"
 INVALID_INTENT: Final = "invalid_intent"
+# the canary stage's caps (oms.risk.canary)
+CANARY_LOTS: Final = "canary_max_lots_per_order"
+CANARY_PAIRS: Final = "canary_max_pairs_per_day"
+CANARY_ORDER_NOTIONAL: Final = "canary_max_order_notional"
+CANARY_DAY_NOTIONAL: Final = "canary_max_day_notional"
 # alerts and rules that move states
 REJECT_RATE: Final = "reject_rate"
 ACK_LATENCY: Final = "ack_latency"

@@ -223,7 +223,18 @@
     drawTrades(snap.pairs);
     drawVenues(snap.venues);
     drawRisk(snap.risk);
+    drawStage(snap.stage);
     drawReceipts(snap.receipts);
+  }
+
+  // The delivery stage: in shadow every order, fill and position on the page is paper.
+  function drawStage(stage) {
+    const badge = $("stage");
+    const name = stage || "?";
+    badge.textContent = "stage: " + name.toUpperCase();
+    badge.className = "badge " + (name === "live" ? "good" : name === "shadow" ? "bad" : "warn");
+    badge.title = name === "shadow" ? "paper orders against a mirror of the real books" :
+      name === "canary" ? "real orders within the canary caps" : "real orders";
   }
 
   function pairChooser(pairs) {
