@@ -474,17 +474,7 @@ class LineWatch:
         if event.line is not probe.line:
             return
         del self._probes[order.key]
-        verdict = judge(
-            order.status,
-            order.fill_qty,
-            event.ord_status,
-            event.cum_qty,
-            event.venue_order_id,
-            across_lines=self.policy(order.venue).orders_across_lines,
-            on_its_line=order.line is probe.line,
-            acked=order.acked or order.venue_order_id is not None,
-        )
-        self._conclude(order, verdict, probe.line, event)
+        self._conclude(order, self._judged(order, event), probe.line, event)
 
     def _probe_time_out(self, order: Order, probe: Probe) -> None:
         if self._probes.get(order.key) is not probe:
@@ -499,16 +489,7 @@ class LineWatch:
         if order.key not in run.awaited or event.line is not run.line:
             # Only an answer on the new line comes after the reports the venue sends there.
             return
-        verdict = judge(
-            order.status,
-            order.fill_qty,
-            event.ord_status,
-            event.cum_qty,
-            event.venue_order_id,
-            across_lines=self.policy(run.venue).orders_across_lines,
-            on_its_line=order.line is run.line,
-            acked=order.acked or order.venue_order_id is not None,
-        )
+        verdict = self._judged(order, event)
         run.answer(order.key, verdict)
         self._conclude(order, verdict, run.line, event)
         if (
@@ -520,6 +501,19 @@ class LineWatch:
             self._probe(order, order.line, event.recv_ns)
         if run.complete:
             self._finish(run, "done", event.recv_ns)
+
+    def _judged(self, order: Order, event: ExecutionReceived) -> Answer:
+        """``judge`` of a status answer that came on ``event.line``."""
+        return judge(
+            order.status,
+            order.fill_qty,
+            event.ord_status,
+            event.cum_qty,
+            event.venue_order_id,
+            across_lines=self.policy(order.venue).orders_across_lines,
+            on_its_line=order.line is event.line,
+            acked=order.acked or order.venue_order_id is not None,
+        )
 
     def _conclude(
         self, order: Order, verdict: Answer, line: LineRole, event: ExecutionReceived
