@@ -26,6 +26,15 @@ the writer is *halted* (:attr:`ReceiptWriter.halted`): the gateway sends no orde
 is, because there is no trading without an audit trail. A spool left by a run that ended
 during an outage is replayed when the next writer starts.
 
+No call to a PostgreSQL store may hold the child indefinitely (:class:`_StoreGuard`):
+libpq waits for an answer as long as it takes, and a connection cut without a reset reaching
+this end (a partition, a proxy that keeps its socket) once left the child waiting through
+the rest of the run, its receipts neither written nor spooled. A call that makes no progress
+for ``stall_ms`` has its connection broken off, and the receipts go to the spool.
+``close()`` waits as long as the child keeps receipts, in the store or the spool: a spool
+replayed just before the stop takes what it takes, a child that keeps nothing for
+``timeout`` is given up on.
+
 The parent keeps every receipt it shipped until the child acknowledges it. When the child
 dies (killed, crashed), ``append`` still never raises: the sender records the error, and the
 unacknowledged receipts stay in memory with everything appended since, up to
@@ -52,6 +61,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import threading
 import time
 import weakref
@@ -191,6 +201,174 @@ class _ChildConfig:
     spool_dir: Path
     spool_max_bytes: int
     fix_log: FixLogSpec | None
+    stall_s: float = 10.0
+
+
+class _StoreGuard:
+    """Bounds every call the writer process makes to a PostgreSQL store, and clears away
+    what a lost connection left on the server.
+
+    libpq waits for an answer as long as it takes. A connection whose other end vanished
+    without a reset (a network cut, a proxy holding the socket) therefore held the writer
+    process for good: it read no more chunks and acknowledged nothing, and ``close()`` gave
+    up with the receipts unconfirmed. So a thread watches: once the main loop has been
+    inside the store for ``stall_s`` without progress, it shuts the connection's socket
+    down under libpq, the call fails at once, and the batch goes to the spool.
+
+    The server's side of a lost connection can outlive it, inside a COPY that never ends,
+    holding the uncommitted rows' ``seq`` values in the unique index: replaying the same
+    rows would wait on it indefinitely. The guard notes the backend of every connection
+    it opens, and :meth:`reap` ends those whose connection was lost before a replay; a lock
+    wait is bounded on the server too (``lock_timeout``) in case that is not allowed.
+    """
+
+    def __init__(self, engine: Any, stall_s: float) -> None:
+        from sqlalchemy import event
+
+        self._engine = engine
+        self._stall_s = stall_s
+        self._lock = threading.Lock()
+        self._live: dict[int, Any] = {}  # id(DBAPI connection) -> the connection
+        self._backends: dict[int, tuple[int, Any]] = {}  # id(connection) -> (pid, start)
+        self._orphans: dict[int, Any] = {}  # backend pid -> its start, connection lost
+        self._busy_since = 0.0  # 0: not inside the store
+        self.broken: list[str] = []  # what the watch did, for the main loop to report
+        for name, handler in (
+            ("connect", self._on_connect),
+            ("invalidate", self._on_lost),
+            ("soft_invalidate", self._on_lost),
+            ("close", self._on_close),
+            ("close_detached", self._on_close),
+        ):
+            event.listen(engine, name, handler)
+        engine.dispose()  # what was opened before the listeners goes: every connection is known
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, name="cmc-receipt-guard", daemon=True).start()
+
+    # -- the main loop's side
+
+    @contextlib.contextmanager
+    def busy(self) -> Any:
+        """Around every call into the store: the stall clock runs while inside."""
+        self._busy_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._busy_since = 0.0
+
+    def touch(self) -> None:
+        """Progress inside a long call (a slice of a replay committed): the clock restarts."""
+        if self._busy_since:
+            self._busy_since = time.monotonic()
+
+    def reap(self) -> None:
+        """End the server-side sessions of connections this process lost, before a replay
+        puts the same ``seq`` values in again."""
+        from sqlalchemy import text
+
+        if not self._orphans:
+            return
+        query = text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid = :pid AND backend_start = :start"
+        )
+        with self._engine.connect() as conn:  # a dead pooled connection is found out here
+            with self._lock:
+                orphans = dict(self._orphans)
+            for pid, start in orphans.items():
+                try:
+                    ended = conn.execute(query, {"pid": pid, "start": start}).scalar()
+                except Exception as exc:  # not allowed: the lock_timeout bounds the wait
+                    conn.rollback()
+                    log.warning("cannot end backend %d of a lost connection: %s", pid, exc)
+                    ended = None
+                if ended:
+                    log.warning("ended backend %d, left by a lost connection", pid)
+                with self._lock:
+                    self._orphans.pop(pid, None)
+            conn.rollback()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- the pool's events
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                lock_ms = max(1, int(self._stall_s * 1000 / 2))
+                cursor.execute(f"SET lock_timeout = {lock_ms}")
+                cursor.execute(
+                    "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+                )
+                row = cursor.fetchone()
+        finally:
+            dbapi_connection.autocommit = autocommit
+        with self._lock:
+            self._live[id(dbapi_connection)] = dbapi_connection
+            if row is not None:
+                self._backends[id(dbapi_connection)] = (int(row[0]), row[1])
+
+    def _on_lost(self, dbapi_connection: Any, _record: Any, *_: Any) -> None:
+        with self._lock:
+            self._live.pop(id(dbapi_connection), None)
+            backend = self._backends.pop(id(dbapi_connection), None)
+            if backend is not None:
+                self._orphans[backend[0]] = backend[1]
+
+    def _on_close(self, dbapi_connection: Any, *_: Any) -> None:
+        with self._lock:
+            self._live.pop(id(dbapi_connection), None)
+            self._backends.pop(id(dbapi_connection), None)
+
+    # -- the watch
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(0.25, self._stall_s / 4)):
+            since = self._busy_since
+            if since and time.monotonic() - since > self._stall_s:
+                self._busy_since = time.monotonic()  # once per stall
+                self._break_connections()
+
+    def _break_connections(self) -> None:
+        with self._lock:
+            live = list(self._live.values())
+        if not live:  # still connecting: connect_timeout bounds that
+            return
+        for connection in live:
+            with contextlib.suppress(Exception):
+                fd = os.dup(connection.fileno())
+                sock = socket.socket(fileno=fd)
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                finally:
+                    sock.close()
+        self.broken.append(
+            f"a call to the receipt store made no progress for {self._stall_s:g} s: "
+            "its connection was broken off (receipts go to the spool until the store answers)"
+        )
+
+
+class _NoGuard:
+    """SQLite: a local file, no connection to lose (its own busy timeout bounds a lock)."""
+
+    def __init__(self) -> None:
+        self.broken: list[str] = []
+
+    @contextlib.contextmanager
+    def busy(self) -> Any:
+        yield
+
+    def touch(self) -> None:
+        pass
+
+    def reap(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 def _child_main(config: _ChildConfig, conn: Connection, acks: Connection) -> None:
@@ -221,6 +399,9 @@ def _child_main(config: _ChildConfig, conn: Connection, acks: Connection) -> Non
         tell("error", f"cannot open the receipt store {safe_url(config.url)}: {describe(exc)}")
         raise SystemExit(2) from None
 
+    guard: _StoreGuard | _NoGuard = (
+        _StoreGuard(store.engine, config.stall_s) if store.dialect == "postgresql" else _NoGuard()
+    )
     recorder = Recorder(store, Spool(config.spool_dir, config.spool_max_bytes), lambda *m: tell(*m))
     # What exists now (modules, the engine) lives as long as the process: out of the
     # collector's way. The batches then make and drop a dozen objects per receipt and
@@ -230,21 +411,49 @@ def _child_main(config: _ChildConfig, conn: Connection, acks: Connection) -> Non
     gc.freeze()
     gc.disable()
     try:
-        _child_loop(config, recorder, conn, tell)
+        _child_loop(config, recorder, conn, tell, guard)
     finally:
+        guard.stop()
         store.close()
 
 
-def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any) -> None:
+def _child_loop(
+    config: _ChildConfig,
+    recorder: Any,
+    conn: Connection,
+    tell: Any,
+    guard: _StoreGuard | _NoGuard,
+) -> None:
+    from oms.receipt_recorder import describe
+
     buffer: list[ReceiptFields] = []
     last_chunk = -1
+    kept_chunk = -1  # the last chunk whose receipts are all kept (the buffer holds none)
     oldest = 0.0
     blocked = False  # the buffer could be kept neither in the store nor in the spool
     halted = False
     retry_at = 0.0
 
+    def report_breaks() -> None:
+        while guard.broken:
+            tell("error", guard.broken.pop(0))
+
+    def replay() -> bool:
+        """The spool into the store, after ending what lost connections left there."""
+        with guard.busy():
+            try:
+                guard.reap()
+            except Exception as exc:  # the store is still unreachable: so is the replay
+                recorder.last_error = describe(exc)
+                done = False
+            else:
+                done = recorder.replay()
+        report_breaks()
+        return bool(done)
+
+    recorder.on_progress = guard.touch
     if recorder.spooling:
-        recorder.replay()
+        replay()
     if config.fix_log is not None and not recorder.spooling:
         from oms.audit.reconcile import reconcile_at_start
 
@@ -261,7 +470,9 @@ def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any
                     )
                 )
             ]
-        if not recorder.record(found):
+        with guard.busy():
+            kept = recorder.record(found)
+        if not kept:
             tell("error", f"the reconciliation's receipts could not be kept: {recorder.last_error}")
     base = recorder.committed_seq if not recorder.spooling else recorder.head.seq
     base_spooled = recorder.spooled
@@ -272,15 +483,19 @@ def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any
         return written, spooled_now, recorder.head.seq
 
     def flush() -> None:
-        nonlocal blocked, halted
+        nonlocal blocked, halted, kept_chunk
         if not buffer:
             return
         was_spooling = recorder.spooling
-        if recorder.record(buffer):
+        with guard.busy():
+            kept = recorder.record(buffer)
+        report_breaks()
+        if kept:
             buffer.clear()
             blocked = False
+            kept_chunk = last_chunk
             written, spooled, last_seq = counts()
-            tell("kept", last_chunk, written, spooled, last_seq)
+            tell("kept", kept_chunk, written, spooled, last_seq)
             if halted:
                 halted = False
                 tell("resume")
@@ -294,14 +509,22 @@ def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any
 
     def retry() -> None:
         nonlocal retry_at
-        retry_at = time.monotonic() + config.retry_s
-        if recorder.spooling and recorder.replay():
+        if recorder.spooling and replay():
             written, spooled, last_seq = counts()
-            tell("kept", last_chunk, written, spooled, last_seq)
+            tell("kept", kept_chunk, written, spooled, last_seq)
         if blocked:
             flush()
+        # From the end of this attempt: a replay that took long is not tried again at once.
+        retry_at = time.monotonic() + config.retry_s
+
+    def progress() -> None:
+        """A slice of a long replay committed: the parent's close waits on while they come."""
+        guard.touch()
+        written, spooled, last_seq = counts()
+        tell("kept", kept_chunk, written, spooled, last_seq)
 
     tell("ready", recorder.head.seq, recorder.spooled)
+    recorder.on_progress = progress
     collect_at = time.monotonic() + GC_EVERY_S
     while True:
         now = time.monotonic()
@@ -316,12 +539,12 @@ def _child_loop(config: _ChildConfig, recorder: Any, conn: Connection, tell: Any
                 message = pickle.loads(conn.recv_bytes())
             except EOFError:  # the parent is gone: keep what we have, then go
                 if recorder.spooling:
-                    recorder.replay()
+                    replay()
                 flush()
                 return
             if message[0] == "close":
                 if recorder.spooling:
-                    recorder.replay()
+                    replay()
                 flush()
                 written, spooled, _ = counts()
                 tell("closed", written, spooled, len(buffer))
@@ -383,6 +606,11 @@ class ReceiptWriter:
         before the writer halts (default: :func:`default_spool_dir`, 1 GiB).
     retry_ms
         How often the child tries to replay the spool (or to keep a batch it could not).
+    stall_ms
+        How long one call to a PostgreSQL store may go without progress before the child
+        breaks its connection off and spools instead: a connection that died without a reset
+        would otherwise hold the child, and every receipt behind it, indefinitely. Keep it
+        well under ``close()``'s timeout, so that a stalled store ends in the spool there.
     fix_log
         The FIX log to reconcile the store with before the writer says it is ready.
     """
@@ -401,12 +629,13 @@ class ReceiptWriter:
         spool_dir: Path | None = None,
         spool_max_bytes: int = DEFAULT_MAX_BYTES,
         retry_ms: float = 1_000.0,
+        stall_ms: float = 10_000.0,
         fix_log: FixLogSpec | None = None,
     ) -> None:
         if batch_size < 1 or chunk < 1 or max_backlog < 1:
             raise ValueError("batch_size, chunk and max_backlog must be at least 1")
-        if interval_ms <= 0 or ship_every_ms <= 0 or retry_ms <= 0:
-            raise ValueError("interval_ms, ship_every_ms and retry_ms must be positive")
+        if interval_ms <= 0 or ship_every_ms <= 0 or retry_ms <= 0 or stall_ms <= 0:
+            raise ValueError("interval_ms, ship_every_ms, retry_ms and stall_ms must be positive")
         self._url = url
         self.spool_dir = spool_dir if spool_dir is not None else default_spool_dir(url)
         self._child_config = _ChildConfig(
@@ -417,6 +646,7 @@ class ReceiptWriter:
             spool_dir=self.spool_dir,
             spool_max_bytes=spool_max_bytes,
             fix_log=fix_log,
+            stall_s=stall_ms / 1e3,
         )
         self._batch_size = batch_size
         self._ship_every_s = ship_every_ms / 1e3
@@ -453,7 +683,8 @@ class ReceiptWriter:
         self._wake_w = -1
         self._sender: threading.Thread | None = None
         self._closing = threading.Event()
-        self._close_deadline = 0.0
+        self._close_idle_s = 0.0
+        self._progress_at = 0.0  # when the child last reported receipts kept
         self._result: int | ReceiptLossError | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -556,7 +787,12 @@ class ReceiptWriter:
         return self._halted
 
     def close(self, timeout: float = 30.0) -> int:
-        """Send everything, let the child commit it, wait for it to end (at most ``timeout``).
+        """Send everything, let the child keep it, wait for it to end.
+
+        The wait lasts as long as the child makes progress: it ends once ``timeout``
+        seconds pass without the child reporting receipts kept. A backlog, or a spool
+        replayed into a store that came back just before, takes the time it takes; a child
+        stuck for good does not hold the caller for ever.
 
         Returns how many receipts the writer process kept: committed to the store, or in
         the spool when the store is unreachable (they are replayed when a writer starts
@@ -572,18 +808,22 @@ class ReceiptWriter:
             self._result = 0
             return self._finish()
 
-        self._close_deadline = time.monotonic() + timeout
+        self._close_idle_s = timeout
+        self._progress_at = time.monotonic()
         self._closing.set()
         self._wake()
         assert self._sender is not None
-        self._sender.join(max(0.0, self._close_deadline - time.monotonic()))
+        while self._sender.is_alive() and time.monotonic() < self._close_deadline():
+            self._sender.join(min(0.2, max(0.0, self._close_deadline() - time.monotonic())))
         if self._sender.is_alive():
             # Stuck writing to a child that does not read: stop the child, which breaks the
             # pipe under the sender.
-            self._error(f"the receipt writer did not finish within {timeout} s; stopping it")
+            self._error(
+                f"the receipt writer kept nothing for {timeout:g} s while closing; stopping it"
+            )
             self._stop_process(2.0)
             self._sender.join(5.0)
-        self._stop_process(max(0.1, self._close_deadline - time.monotonic()))
+        self._stop_process(max(0.1, self._close_deadline() - time.monotonic()))
         self._read_acks()
         for conn in (self._conn, self._acks):
             if conn is not None:
@@ -618,10 +858,12 @@ class ReceiptWriter:
             parts.append(f"{stats.rejected} rejected")
         if not clean and process is not None:
             parts.append(f"writer process {process.pid} ended badly (exit code {process.exitcode})")
+        spooled = f"{stats.spooled} spooled"
+        if stats.spooled:
+            spooled += f" (in {self.spool_dir}, replayed when a writer starts again)"
         message = (
             f"receipts not confirmed written to {safe_url(self._url)}: "
-            f"{stats.written} of {stats.appended} written, {stats.spooled} spooled; "
-            + ", ".join(parts)
+            f"{stats.written} of {stats.appended} written, {spooled}; " + ", ".join(parts)
         )
         if stats.errors:
             message += "; errors: " + " | ".join(stats.errors[-5:])
@@ -711,7 +953,7 @@ class ReceiptWriter:
                 self._on_child_gone()
                 return
             self._sender_cpu_ns = time.thread_time_ns() - cpu0
-            if closing and time.monotonic() > self._close_deadline:
+            if closing and time.monotonic() > self._close_deadline():
                 return  # close() stops the child and reports
 
     def _ship(self, conn: Connection) -> None:
@@ -762,6 +1004,8 @@ class ReceiptWriter:
             while acks.poll():
                 message = acks.recv()
                 kind = message[0]
+                if kind in ("kept", "closed"):
+                    self._progress_at = time.monotonic()
                 if kind == "kept":
                     _, chunk_no, written, spooled, last_seq = message
                     in_flight = self._in_flight
@@ -805,6 +1049,10 @@ class ReceiptWriter:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _close_deadline(self) -> float:
+        """When a closing writer has gone ``timeout`` without keeping anything."""
+        return self._progress_at + self._close_idle_s
 
     def _wake(self) -> None:
         if self._wake_w >= 0:
