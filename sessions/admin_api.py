@@ -400,6 +400,16 @@ class AdminApp:
 
             await run_in_threadpool(set_seq)
             result = {"next_sender": sender, "next_target": target}
+        elif action == "snapshot":
+            role = None
+            symbol = _text(body, "symbol", required=False)
+            reason = f"snapshot asked by {who}" + (f": {why}" if why else "")
+
+            def ask() -> LineRole:
+                return sessions.snapshot(venue, [symbol] if symbol else None, reason)
+
+            asked = await run_in_threadpool(ask)
+            result = {"line": asked.value, "symbol": symbol or "all"}
         elif action in ("failover", "failback"):
             role = None
             switch = sessions.failover if action == "failover" else sessions.failback
@@ -409,7 +419,7 @@ class AdminApp:
             raise Refused(
                 404,
                 f"no session action {action!r}; use logon, logout, failover, failback, "
-                "reset-seq or set-seq",
+                "snapshot, reset-seq or set-seq",
             )
         log.warning(
             "operator %s: %s %s%s%s",

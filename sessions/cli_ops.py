@@ -459,6 +459,23 @@ def sessions_failback(options: Options, venue: str, reason: str, yes: bool) -> N
     )
 
 
+@sessions.command("snapshot", epilog=EXIT_CODES)
+@click.argument("venue")
+@click.option("--symbol", default=None, help="Only this instrument (default: all the venue's).")
+@reason_option
+@admin_options
+def sessions_snapshot(options: Options, venue: str, symbol: str | None, reason: str) -> None:
+    """Ask the venue for fresh market data snapshots on the active line, as gap repair
+    does: the books are stale (no trigger fires on them) until the snapshots arrive."""
+    _act(
+        options,
+        venue,
+        "snapshot",
+        {"symbol": symbol, "why": reason},
+        lambda a: f"{venue}: snapshot of {a['symbol']} asked on the {a['line']} line",
+    )
+
+
 @sessions.command("reset-seq", epilog=EXIT_CODES)
 @click.argument("venue")
 @role_option

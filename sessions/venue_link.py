@@ -466,6 +466,28 @@ class GatewaySessions:
         Returns the active line."""
         return self._on_control(lambda: self._prefer(venue, LineRole.BACKUP, "failover"))
 
+    def snapshot(self, venue: str, symbols: list[str] | None, reason: str) -> LineRole:
+        """Ask the venue for fresh snapshots of ``symbols`` (all its instruments when None)
+        on the active line, as gap repair does: the books are stale, so no trigger fires on
+        them, until each snapshot has arrived. Returns the line asked."""
+
+        def ask() -> LineRole:
+            link = self._link(venue)
+            known = [i.symbol for i in link.venue.instruments]
+            wanted = symbols or known
+            unknown = sorted(set(wanted) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"{venue} has no instrument {', '.join(unknown)}; its instruments are "
+                    f"{', '.join(known)}"
+                )
+            if link.active is None:
+                raise ValueError(f"{venue} has no line logged on: nothing to ask")
+            self._resubscribe(link, link.lines[link.active], wanted, reason)
+            return link.active
+
+        return self._on_control(ask)
+
     def failback(self, venue: str) -> LineRole:
         """Make the primary the active line again. Returns the active line."""
         return self._on_control(lambda: self._prefer(venue, LineRole.PRIMARY, "failback"))

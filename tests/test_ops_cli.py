@@ -354,6 +354,23 @@ def test_refused_actions_say_what_to_do(ops: Ops) -> None:
 # -- changing the lines ---------------------------------------------------------------------
 
 
+def md_requests(venue: Venue) -> set[str]:
+    """The MDReqIDs the venue has subscriptions under: its own record."""
+    return venue.call(lambda v: {md_req_id for _, md_req_id in v.md._subs})
+
+
+def test_a_snapshot_asked_by_an_operator_resubscribes_and_the_book_comes_back(ops: Ops) -> None:
+    before = md_requests(ops.inner)
+    out = ops.run("sessions", "snapshot", "INNER", "--symbol", "AU", "--reason", "test")
+    assert out.returncode == 0, ops.explain(out)
+    assert "INNER: snapshot of AU asked on the primary line" in out.stdout
+    # The venue holds a new subscription (answered with a snapshot), the old one cancelled.
+    assert wait_until(lambda: md_requests(ops.inner) - before != set(), 10)
+    assert wait_until(lambda: not (md_requests(ops.inner) & before), 10)
+    unknown = ops.run("sessions", "snapshot", "INNER", "--symbol", "CU", "--reason", "test")
+    assert unknown.returncode != 0 and "its instruments are AU" in unknown.stderr
+
+
 def test_a_logged_out_line_stays_out_until_logon(ops: Ops) -> None:
     out = ops.run("sessions", "logout", "INNER", "--role", "primary", "--reason", "test", "--yes")
     assert out.returncode == 0, ops.explain(out)
@@ -512,6 +529,7 @@ def test_sigterm_stops_the_gateway_cleanly(ops: Ops) -> None:
         "failback",
         "set-seq",
         "reset-seq",
+        "snapshot",
     }
     assert all(r.data["who"] for r in actions)
     assert any(r.reason == "test" and r.verdict == "failover" for r in actions)
