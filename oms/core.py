@@ -545,7 +545,10 @@ class Oms:
         """Send a new order and keep the line that took it: a venue that holds each line's
         orders apart can only tell whether it received the order on that line."""
         order.line = self._send_on(command)
-        return order.line is not None
+        if order.line is None:
+            return False
+        self.lines.sent(order)
+        return True
 
     def order_gone(self, order: Order, why: str, now_ns: int) -> None:
         """An order the venue never received (it went out on a line that was lost): Rejected

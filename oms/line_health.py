@@ -57,6 +57,10 @@ class LinePolicy:
     reject_count: int | None = None
     reject_window_s: float = 10.0
     reconcile_timeout_ms: int = 2000
+    ack_timeout_ms: int = 3000
+    """An order the venue has not answered this long after it went out is asked after on
+    its line: an order (or its answer) lost without the line ever seeming to drop, on a
+    machine too busy to notice, would otherwise hold its pair for good."""
     reconcile_retries: int = 3
     """Status requests still unanswered at the time-out are asked again, this many rounds,
     before the venue's pairs trade without the answers: a request sent just after a logon
@@ -455,6 +459,34 @@ class LineWatch:
         return sent
 
     # -- an unacknowledged order asked after on the line it went out on -------------------
+
+    def sent(self, order: Order) -> None:
+        """A new order went out: if the venue has not answered it by the ack time-out, it
+        is asked after on its line."""
+        timeout = self.policy(order.venue).ack_timeout_ms
+        self.desk.after(timeout * _MS, lambda: self._ack_overdue(order))
+
+    def _ack_overdue(self, order: Order) -> None:
+        line = order.line
+        if order.acked or order.venue_order_id is not None or not order.working:
+            return
+        if line is None or order.key in self._probes or (order.venue, line) not in self._up:
+            return  # asked already, or its line is down: its return asks after it
+        self.desk.record(
+            Receipt.of(
+                "alert.unacknowledged",
+                ts_ns=self.desk.now(),
+                venue=order.venue,
+                line=line.value,
+                symbol=order.symbol,
+                clordid=order.clordid,
+                pair_id=order.pair_id,
+                verdict="asking",
+                reason=f"no answer from the venue {self.policy(order.venue).ack_timeout_ms} ms "
+                f"after the order went out on the {line.value} line: asking after it there",
+            )
+        )
+        self._probe(order, line, None)
 
     def _probe(self, order: Order, line: LineRole, cause_ns: int | None, round_: int = 1) -> None:
         """Ask after an unacknowledged order on its own line (up, but not the active one):

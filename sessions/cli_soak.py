@@ -405,6 +405,8 @@ def _run(plan: SoakPlan, pg_url: str | None) -> int:
         console.print(table(result, outage, invariants, safe_url(store_url)))
         for line in result.mismatches[:10]:
             console.print(f"[red]mismatch[/red] {line}", highlight=False)
+        for line in result.stuck_detail[:5]:
+            console.print(f"[red]never ended[/red] {line}", highlight=False)
         broken = [c.name for c in invariants if not c.ok]
         if broken:
             console.print(f"[red]{len(broken)} invariant(s) broken: {', '.join(broken)}[/red]")

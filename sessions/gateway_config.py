@@ -76,6 +76,12 @@ class FailoverConfig(Strict):
         description="how long the venue's pairs wait for the answers to the status requests "
         "sent after a switch",
     )
+    ack_timeout_ms: int = Field(
+        default=3000,
+        ge=1,
+        description="an order the venue has not answered this long after it went out is asked "
+        "after on its line (OrderStatusRequest)",
+    )
     reconcile_retries: int = Field(
         default=3,
         ge=0,

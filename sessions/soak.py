@@ -316,9 +316,12 @@ def _what_holds(oms: Oms) -> str:
     for key in trade.orders:
         order = oms.orders.by_key(key)
         if order is not None and order.working:
+            age_ms = (now_ns() - order.created_ns) // 1_000_000
             held.append(
                 f"{key} on {order.venue} {order.status.name} filled {order.fill_qty}/"
                 f"{order.qty} acked={order.acked} pending={order.pending_kind} "
+                f"sent on {order.line.value if order.line else '-'} {age_ms} ms ago, "
+                f"active line {oms.lines.active.get(order.venue)}, "
                 f"last={[t.cause for t in order.history[-4:]]}"
             )
     return (
@@ -340,6 +343,8 @@ def _wait_idle(oms: Oms, timeout_s: float) -> None:
 def _reckon(gateway: Gateway, venues: list[Venue], result: SoakResult) -> None:
     oms = gateway.oms
     _wait_idle(oms, 10)
+    if oms.call(lambda o: o.pairs[PAIR].working is not None):
+        result.stuck_detail.append(f"at the end: {oms.call(_what_holds)}")
 
     def collect(o: Oms) -> tuple[list[SpreadPair], list[Order], Decimal, int]:
         pair = o.pairs[PAIR]

@@ -858,5 +858,6 @@ def line_policy(venue: GatewayVenue) -> LinePolicy:
         reject_window_s=f.reject_rate.window_s if f.reject_rate else 10.0,
         reconcile_timeout_ms=f.reconcile_timeout_ms,
         reconcile_retries=f.reconcile_retries,
+        ack_timeout_ms=f.ack_timeout_ms,
         orders_across_lines=f.orders_across_lines,
     )

@@ -893,3 +893,30 @@ def test_a_clients_order_that_never_arrived_is_reported_rejected_with_its_cancel
     assert "lost with the line it went out on" in (report.text or "")
     order = h.oms.orders.by_key(sent.clordid)
     assert order is not None and order.status is OrdStatus.REJECTED and order.pending_kind is None
+
+
+def test_an_order_left_unanswered_is_asked_after_on_its_line_and_rejected_if_unknown() -> None:
+    h = Harness()
+    h.oms.handle(LinePolicy("INNER", ack_timeout_ms=1))
+    inner, _ = leg_trade(h)  # the outer leg filled; the venue never answers the inner one
+    assert status_requests(h) == []
+    time.sleep(0.005)
+    h.oms._run_due_timers()
+    [probe] = status_requests(h)
+    assert (probe.clordid, probe.line) == (inner.clordid, P)
+    [alert] = kinds(h, "alert.unacknowledged")
+    assert alert.clordid == inner.clordid and alert.line == "primary"
+    answer(h, probe, OrdStatus.REJECTED, line=P, known=False)
+    order = h.oms.orders.by_key(inner.clordid)
+    assert order is not None and order.status is OrdStatus.REJECTED
+    [top_up] = orders(h)[2:]
+    assert (top_up.venue, top_up.side, top_up.qty) == ("INNER", Side.BUY, 28)
+
+
+def test_an_acknowledged_order_is_not_asked_after() -> None:
+    h = Harness()
+    h.oms.handle(LinePolicy("INNER", ack_timeout_ms=1))
+    resting(h, Side.BUY, "558.00")  # acknowledged at once
+    time.sleep(0.005)
+    h.oms._run_due_timers()
+    assert status_requests(h) == [] and kinds(h, "alert.unacknowledged") == []
