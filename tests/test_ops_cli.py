@@ -31,7 +31,7 @@ from sessions.gateway_config import AdminConfig
 from sessions.simulator.client import FixClient
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
-from tests.conftest import GOLD_INNER, venue_config, wait_until
+from tests.conftest import GOLD_INNER, terminate, venue_config, wait_until
 
 pytestmark = pytest.mark.fix
 
@@ -215,13 +215,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         )
         yield state
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
         for client in makers.values():
             client.stop()
         for venue in venues:

@@ -48,7 +48,7 @@ from sessions.simulator.client import FixClient
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
 from sessions.stage import StageError
-from tests.conftest import GOLD_INNER, venue_config, wait_until
+from tests.conftest import GOLD_INNER, terminate, venue_config, wait_until
 from tests.oms_harness import INSTRUMENTS, Harness, gold, orders
 from tests.test_ops_cli import CMC, GOLD_OUTER, TOKEN, cmc, gateway_toml, rest
 
@@ -451,13 +451,7 @@ def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "work": tmp_path,
         }
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
         for client in makers.values():
             client.stop()
         for venue in (inner, outer):
