@@ -19,6 +19,7 @@ What the Python bindings demand, and how this module meets it:
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import sys
@@ -109,6 +110,24 @@ def common_defaults(
     return settings
 
 
+_thread_state = threading.local()
+
+
+def keep_thread_state() -> None:
+    """Keep the calling quickfix thread's Python thread state for the thread's lifetime.
+
+    The bindings enter Python from quickfix's own threads with ``PyGILState_Ensure`` and
+    leave with ``PyGILState_Release``, so a thread Python did not start got a fresh thread
+    state for every callback and lost it on return (strace of a busy gateway: an mmap, an
+    munmap and a gettid for each message received). One extra ``Ensure``, never released,
+    keeps the first one; the thread's callbacks then only take and drop the GIL. A
+    ``threading.local`` lives in the thread state, so it is empty exactly until then.
+    """
+    if not getattr(_thread_state, "kept", False):
+        ctypes.pythonapi.PyGILState_Ensure()
+        _thread_state.kept = True
+
+
 class EngineStartError(RuntimeError):
     """quickfix could not start: a port in use, a bad setting, an unreadable store."""
 
@@ -127,6 +146,9 @@ class GuardedApplication(fix.Application):  # type: ignore[misc]
         self.last_logout = 0.0  # time.monotonic() of the latest onLogout, for FixEngine.stop
         # toApp runs for every message sent: skip it entirely when nobody listens
         self._hears_to_app = type(self).on_to_app is not GuardedApplication.on_to_app
+        # Each callback's SessionID is its Session's own member, at one address for the
+        # session's life; onCreate names it once (see ``_key``).
+        self._keys: dict[int, str] = {}
 
     def _guard(self, where: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -137,30 +159,45 @@ class GuardedApplication(fix.Application):  # type: ignore[misc]
             self.callback_errors += 1
             log.exception("error in quickfix callback %s (session kept up)", where)
 
+    def _key(self, session_id: Any) -> str:
+        """The session's name without a call into quickfix.
+
+        Every call across the binding lets go of the GIL and takes it back, and on a busy
+        gateway another thread is always waiting for it: a ``toString`` per callback was a
+        handover of the GIL per message. The address is read from the SWIG pointer instead.
+        """
+        key = self._keys.get(int(session_id.this))
+        return key if key is not None else key_of(session_id)
+
     # quickfix's interface -------------------------------------------------------------
 
     def onCreate(self, session_id: Any) -> None:
-        self._guard("onCreate", self.on_create, key_of(session_id))
+        key = key_of(session_id)
+        self._keys[int(session_id.this)] = key  # a session made at a freed one's address too
+        self._guard("onCreate", self.on_create, key)
 
     def onLogon(self, session_id: Any) -> None:
-        self._guard("onLogon", self.on_logon, key_of(session_id))
+        self._guard("onLogon", self.on_logon, self._key(session_id))
 
     def onLogout(self, session_id: Any) -> None:
         self.last_logout = time.monotonic()
-        self._guard("onLogout", self.on_logout, key_of(session_id))
+        self._guard("onLogout", self.on_logout, self._key(session_id))
 
     def toAdmin(self, message: Any, session_id: Any) -> None:
-        self._guard("toAdmin", self.on_to_admin, message, key_of(session_id))
+        keep_thread_state()
+        self._guard("toAdmin", self.on_to_admin, message, self._key(session_id))
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:
-        self._guard("fromAdmin", self.on_from_admin, message, key_of(session_id))
+        keep_thread_state()
+        self._guard("fromAdmin", self.on_from_admin, message, self._key(session_id))
 
     def toApp(self, message: Any, session_id: Any) -> None:
         if self._hears_to_app:
-            self._guard("toApp", self.on_to_app, message, key_of(session_id))
+            self._guard("toApp", self.on_to_app, message, self._key(session_id))
 
     def fromApp(self, message: Any, session_id: Any) -> None:
-        self._guard("fromApp", self.on_from_app, message, key_of(session_id))
+        keep_thread_state()
+        self._guard("fromApp", self.on_from_app, message, self._key(session_id))
 
     # what subclasses override ---------------------------------------------------------
 

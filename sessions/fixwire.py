@@ -26,10 +26,8 @@ def encode(msg_type: str, fields: Iterable[Field], begin_string: str = BEGIN_STR
     and CheckSum when it sends, so only the body matters here. Fields whose value is None
     are left out, which keeps optional tags out of the callers' way.
     """
-    parts = [f"8={begin_string}", "9=0", f"35={msg_type}"]
-    parts.extend(f"{tag}={value}" for tag, value in fields if value is not None)
-    parts.append("10=000")
-    return SOH.join(parts) + SOH
+    body = "".join([f"{tag}={value}\x01" for tag, value in fields if value is not None])
+    return f"8={begin_string}\x019=0\x0135={msg_type}\x01{body}10=000\x01"
 
 
 def parse(text: str) -> list[tuple[int, str]]:
@@ -80,10 +78,21 @@ def flat(fields: list[tuple[int, str]]) -> dict[int, str]:
     return out
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def utc_timestamp(ns: int, digits: int = 6) -> str:
     """FIX UTCTimestamp ``YYYYMMDD-HH:MM:SS.ffffff`` from integer nanoseconds."""
+    global _last_second
     secs, frac = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(secs))
+    # Every message out carries one or two of these, nearly all in the same second as the
+    # last: the formatted second is kept (one tuple, replaced whole, so any thread may read it).
+    last = _last_second
+    if last[0] == secs:
+        stamp = last[1]
+    else:
+        stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(secs))
+        _last_second = (secs, stamp)
     if digits <= 0:
         return stamp
     return f"{stamp}.{frac:09d}"[: len(stamp) + 1 + digits]
