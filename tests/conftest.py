@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,21 @@ GOLD_OUTER: dict[str, Any] = {
 }
 GATEWAY_CLIENTS = ["T1", "GW-PRI", "GW-BAK"]
 """A gold venue's clients: a trader (T1) and the gateway's primary and backup lines."""
+
+
+def launch_gateway(config: Path, log: Path, token: str) -> subprocess.Popen[Any]:
+    """`cmc gateway --config CONFIG` as an operator starts it, its admin token from the
+    environment and its output appended to ``log``; the caller waits for what it needs."""
+    env = {**os.environ, "CMC_ADMIN_TOKEN": token, "COLUMNS": "200"}
+    with log.open("a") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "cmc"), "gateway", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
 
 
 def terminate(proc: subprocess.Popen[Any] | None, timeout_s: float = 30) -> None:

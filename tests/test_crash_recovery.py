@@ -51,7 +51,7 @@ from sessions.gateway import _writer_alive
 from sessions.simulator.config import VenueConfig
 from sessions.simulator.venue import Venue
 from sessions.soak import SoakPlan, soak_gateway_config, venue_settings
-from tests.conftest import wait_until
+from tests.conftest import launch_gateway, wait_until
 from tests.oms_harness import Harness, gold
 
 CMC = str(Path(sys.executable).parent / "cmc")
@@ -672,17 +672,9 @@ class GatewayProcess:
         self.log = work / "gateway.log"
         admin = work / "admin.json"
         admin.unlink(missing_ok=True)
-        env = {**os.environ, "CMC_ADMIN_TOKEN": TOKEN, "COLUMNS": "200"}
         with self.log.open("a") as out:
             out.write(f"\n---- start {time.strftime('%H:%M:%S')} ----\n")
-            out.flush()
-            self.proc = subprocess.Popen(
-                [CMC, "gateway", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+        self.proc = launch_gateway(config, self.log, TOKEN)
         assert wait_until(lambda: admin.exists() or self.proc.poll() is not None, 60), self.tail()
         assert self.proc.poll() is None, f"the gateway exited:\n{self.tail()}"
         self.url = json.loads(admin.read_text())["url"]

@@ -31,7 +31,7 @@ from sessions.gateway_config import AdminConfig
 from sessions.simulator.client import FixClient
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
-from tests.conftest import GOLD_INNER, terminate, venue_config, wait_until
+from tests.conftest import GOLD_INNER, launch_gateway, terminate, venue_config, wait_until
 
 pytestmark = pytest.mark.fix
 
@@ -194,16 +194,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         rest(makers["OUTER"], "GC", Side.SELL, 5, "2415.0")
         config = work / "gateway.toml"
         config.write_text(gateway_toml(work, venues))
-        env = {**os.environ, "CMC_ADMIN_TOKEN": TOKEN, "COLUMNS": "200"}
-        with log_file.open("w") as out:
-            proc = subprocess.Popen(
-                [CMC, "gateway", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=env,
-            )
+        proc = launch_gateway(config, log_file, TOKEN)
         admin = work / "admin.json"
         assert wait_until(lambda: admin.exists() or proc.poll() is not None, 30), (
             f"no admin.json; gateway log:\n{log_file.read_text()}"

@@ -10,7 +10,6 @@ stage change through the real `cmc` against a `cmc gateway` subprocess.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -48,9 +47,9 @@ from sessions.simulator.client import FixClient
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
 from sessions.stage import StageError
-from tests.conftest import GOLD_INNER, terminate, venue_config, wait_until
+from tests.conftest import GOLD_INNER, launch_gateway, terminate, venue_config, wait_until
 from tests.oms_harness import INSTRUMENTS, Harness, gold, orders
-from tests.test_ops_cli import CMC, GOLD_OUTER, TOKEN, cmc, gateway_toml, rest
+from tests.test_ops_cli import GOLD_OUTER, TOKEN, cmc, gateway_toml, rest
 
 GW = ("GW-PRI", "GW-BAK")
 
@@ -421,16 +420,7 @@ def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
             gateway_toml(tmp_path, [inner, outer])
             + '\n[stage]\ncurrent = "live"\n[stage.canary]\nmax_lots_per_order = 28\n'
         )
-        env = {**os.environ, "CMC_ADMIN_TOKEN": TOKEN, "COLUMNS": "200"}
-        with log_file.open("w") as out:
-            proc = subprocess.Popen(
-                [CMC, "gateway", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=env,
-            )
+        proc = launch_gateway(config, log_file, TOKEN)
         state = ["--state-dir", str(tmp_path)]
 
         def up() -> bool:
