@@ -175,6 +175,12 @@ class Answer(Enum):
     reports, on the new line or resent on the old, settle it."""
 
 
+def _heard_of(order: Order) -> bool:
+    """Whether the venue ever answered the order (an ack, a fill, or an OrderID in any
+    report): then it arrived, whatever a later status answer says."""
+    return order.acked or order.venue_order_id is not None
+
+
 def judge(
     ours: OrdStatus,
     our_filled: int,
@@ -468,7 +474,7 @@ class LineWatch:
 
     def _ack_overdue(self, order: Order) -> None:
         line = order.line
-        if order.acked or order.venue_order_id is not None or not order.working:
+        if _heard_of(order) or not order.working:
             return
         if line is None or order.key in self._probes or (order.venue, line) not in self._up:
             return  # asked already, or its line is down: its return asks after it
@@ -492,7 +498,7 @@ class LineWatch:
         """Ask after an unacknowledged order on its own line (up, but not the active one):
         only there can the venue's "unknown" mean that it never arrived. Asked again after
         the reconcile time-out while unanswered, as a reconciliation is."""
-        if order.acked or not order.working:
+        if _heard_of(order) or not order.working:
             return
         probe = Probe(line, f"{order.venue}-Q{next(self._numbers)}", round_)
         if not self._ask(order, line, probe.req_id, cause_ns, own_line=True):
@@ -544,7 +550,7 @@ class LineWatch:
             event.venue_order_id,
             across_lines=self.policy(order.venue).orders_across_lines,
             on_its_line=order.line is event.line,
-            acked=order.acked or order.venue_order_id is not None,
+            acked=_heard_of(order),
         )
 
     def _conclude(

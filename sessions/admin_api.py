@@ -47,7 +47,7 @@ from oms.receipts import Receipt
 from sessions.dashboard import Dashboard
 from sessions.gateway_config import AdminConfig, Stage
 from sessions.stage import StageError
-from sessions.venue_link import LineStatus, UnknownVenue
+from sessions.venue_link import UnknownVenue
 
 if TYPE_CHECKING:
     from oms.core import Oms
@@ -100,22 +100,6 @@ def admin_token(config: AdminConfig) -> str:
 
 
 # -- what the API answers with ------------------------------------------------------------
-
-
-def line_json(status: LineStatus) -> dict[str, Any]:
-    return {
-        "venue": status.venue,
-        "role": status.role.value,
-        "sender_comp_id": status.sender_comp_id,
-        "target_comp_id": status.target_comp_id,
-        "address": status.address,
-        "logged_on": status.logged_on,
-        "enabled": status.enabled,
-        "active": status.active,
-        "next_sender_seq": status.next_sender_seq,
-        "next_target_seq": status.next_target_seq,
-        "heartbeat_s": status.heartbeat_s,
-    }
 
 
 def order_json(order: Order) -> dict[str, Any]:
@@ -326,7 +310,7 @@ class AdminApp:
                     f"no venue {venue!r} in this gateway; its venues are "
                     f"{', '.join(self.gateway.sessions.links)}"
                 )
-        return [line_json(s) for s in lines]
+        return [s.as_json() for s in lines]
 
     def _venue(self, venue: str | None) -> str | None:
         if venue is not None and venue not in self.gateway.sessions.links:

@@ -442,19 +442,7 @@ def render(
     """
     by_venue: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
-        by_venue.setdefault(line.venue, []).append(
-            {
-                "role": line.role.value,
-                "sender_comp_id": line.sender_comp_id,
-                "target_comp_id": line.target_comp_id,
-                "logged_on": line.logged_on,
-                "enabled": line.enabled,
-                "active": line.active,
-                "next_sender_seq": line.next_sender_seq,
-                "next_target_seq": line.next_target_seq,
-                "heartbeat_s": line.heartbeat_s,
-            }
-        )
+        by_venue.setdefault(line.venue, []).append(line.as_json())
     venues = []
     for v in cap.venues:
         mine = by_venue.get(v.venue, [])

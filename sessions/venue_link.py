@@ -184,6 +184,22 @@ class LineStatus:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def as_json(self) -> dict[str, Any]:
+        """The line as the admin API and the dashboard show it."""
+        return {
+            "venue": self.venue,
+            "role": self.role.value,
+            "sender_comp_id": self.sender_comp_id,
+            "target_comp_id": self.target_comp_id,
+            "address": self.address,
+            "logged_on": self.logged_on,
+            "enabled": self.enabled,
+            "active": self.active,
+            "next_sender_seq": self.next_sender_seq,
+            "next_target_seq": self.next_target_seq,
+            "heartbeat_s": self.heartbeat_s,
+        }
+
 
 class VenueLink:
     """The lines of one venue and which of them orders go out on."""
