@@ -464,6 +464,27 @@ def test_failover_is_refused_while_the_backup_is_out(ops: Ops) -> None:
     assert wait_until(lambda: all_up(ops), 15, 0.3)
 
 
+def test_a_venue_kill_halts_that_venue_alone_until_it_is_resumed(ops: Ops) -> None:
+    unknown = ops.run("kill", "--venue", "NOPE", "--reason", "test", "--yes")
+    assert unknown.returncode != 0, ops.explain(unknown)
+    assert "NOPE" in unknown.stderr
+    assert ops.json("risk", "status")["states"]["global"] == "active"
+
+    killed = ops.json("kill", "--venue", "OUTER", "--reason", "test: one venue", "--yes")
+    assert killed["state_change"] == "active -> halted"
+    assert killed["cancels"] == []  # nothing was working
+    states = ops.json("risk", "status")["states"]
+    halted = {scope for scope, state in states.items() if state == "halted"}
+    assert len(halted) == 1 and "OUTER" in halted.pop(), states
+    assert states["global"] == "active"
+    shown = ops.ok("risk", "status").stdout
+    assert "OUTER" in shown and "halted" in shown
+
+    resumed = ops.json("resume", "--venue", "OUTER", "--reason", "test over")
+    assert resumed["scope"] == "OUTER" and resumed["changed"] is True
+    assert set(resumed["states"].values()) == {"active"}
+
+
 def test_set_seq_then_reset_seq_both_sides(ops: Ops) -> None:
     before = venue_expects(ops.inner, BAK)
     assert before < 400
