@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import orjson
+
 if TYPE_CHECKING:
     from oms.receipts import ReceiptFields
 
@@ -89,7 +91,10 @@ def _compact_json(*, sort_keys: bool) -> Callable[[object], str]:
     """``json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=...).encode``,
     the same text, with the C encoder built once instead of on every call (what ``encode``
     does; measured, a third of the time of encoding a row). Receipts hold no containers
-    but ``data``, so the check for circular references is left out."""
+    but ``data``, so the check for circular references is left out.
+
+    This is the definition of the canonical text; :func:`canonical_row` and
+    :func:`dump_data` produce the same bytes faster and fall back on it."""
     encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # an interpreter without the C accelerator
@@ -113,18 +118,47 @@ def _compact_json(*, sort_keys: bool) -> Callable[[object], str]:
     return encode
 
 
-_canonical = _compact_json(sort_keys=False)
-_sha256 = hashlib.sha256
+reference_row = _compact_json(sort_keys=False)
+"""The canonical text of a row's hashed columns, by definition (the standard library)."""
 
-dump_data = _compact_json(sort_keys=True)
-"""``Receipt.data`` as stored: canonical JSON (keys sorted, no spaces), the same data always
-the same text, so that the hash over it is stable."""
+reference_data = _compact_json(sort_keys=True)
+"""The canonical text of ``Receipt.data``, by definition (the standard library)."""
+
+_sha256 = hashlib.sha256
+_fast_json = orjson.dumps
+_SORT_KEYS: Final = orjson.OPT_SORT_KEYS
+
+
+def canonical_row(body: Sequence[object]) -> bytes:
+    """The UTF-8 of ``reference_row(body)``, five times faster (orjson: sealing is the
+    writer's main cost, and the writer shares two CPUs with the database).
+
+    For what a row holds (str, int, None; text without lone surrogates, which
+    ``oms.receipts`` has escaped) orjson writes the same bytes as the reference encoder:
+    the same escapes, lowercase ``\\u00XX`` for control characters, non-ASCII as UTF-8,
+    ``/`` unescaped (tests/test_audit_chain.py checks it on generated rows). What it refuses
+    (an int beyond 64 bits) goes through the reference encoder, so no chain depends on
+    which one ran."""
+    try:
+        return _fast_json(body)
+    except TypeError:
+        return reference_row(body).encode()
+
+
+def dump_data(data: object) -> str:
+    """``Receipt.data`` as stored: canonical JSON (keys sorted, no spaces), the same data
+    always the same text, so that the hash over it is stable. The text of
+    :data:`reference_data`, made as :func:`canonical_row` makes a row's."""
+    try:
+        return _fast_json(data, option=_SORT_KEYS).decode()
+    except TypeError:
+        return reference_data(data)
 
 
 def row_hash(row: Sequence[object]) -> str:
     """The hash a sealed row must carry: ``row`` is a row of ``ROW_COLUMNS`` (its last
     item, the stored hash, is left out of what is hashed)."""
-    return _sha256(_canonical(list(row[:-1])).encode()).hexdigest()
+    return _sha256(canonical_row(list(row[:-1]))).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +239,11 @@ class Chain:
         seq, prev = self.head.seq, self.head.hash
         rows: list[SealedRow] = []
         hops = self._hops.hops
-        encode, sha = _canonical, _sha256
+        encode, sha = canonical_row, _sha256
         for f in batch:
             seq += 1
             body = [seq, *f[:14], dump_data(f[14]), *hops(f), prev]
-            digest = sha(encode(body).encode()).hexdigest()
+            digest = sha(encode(body)).hexdigest()
             body.append(digest)
             rows.append(tuple(body))  # type: ignore[arg-type]
             prev = digest

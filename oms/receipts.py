@@ -32,7 +32,7 @@ from typing import Any, Final, cast
 from sqlalchemy import ColumnElement, Engine, Row, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 
-from oms.receipt_chain import ROW_COLUMNS, Chain, ChainHead, SealedRow, dump_data
+from oms.receipt_chain import ROW_COLUMNS, Chain, ChainHead, SealedRow
 from oms.receipt_migrations import require_current, upgrade
 from oms.receipt_schema import RECEIPTS, Base, ReceiptRow
 
@@ -308,7 +308,6 @@ __all__ = [
     "safe_url",
 ]
 
-_dump_data = dump_data
 _load_data = json.JSONDecoder().decode
 
 PG_CONNECT_TIMEOUT_S: Final = 5
