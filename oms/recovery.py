@@ -24,12 +24,13 @@ as after a bust. No pair takes a new entry before that.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from oms.enums import OrderType, Side, TimeInForce
 from oms.events import CancelRejected, ExecutionReceived, LineRole, LineState, LineStateChanged
@@ -148,6 +149,30 @@ def stored_receipts(store: ReceiptStore) -> Iterator[Receipt]:
         rows = conn.execution_options(stream_results=True, yield_per=10_000).execute(stmt)
         for row in rows:
             yield receipt_of_row(row)
+
+
+def canary_counted(url: str, since_ns: int) -> list[dict[str, object]]:
+    """The figures of the risk verdicts recorded since ``since_ns`` that carry what the
+    canary counted (``oms.risk.canary``), in ``seq`` order: a restarted gateway's canary
+    takes up its day from them. Read only, through the ``ts_ns`` index."""
+    from oms.risk.canary import COUNTED_NOTIONAL, COUNTED_PAIR
+    from oms.risk.verdicts import Verdict
+
+    stmt = (
+        select(RECEIPTS.c.data)
+        .where(
+            RECEIPTS.c.ts_ns >= since_ns,
+            RECEIPTS.c.kind == Verdict.kind,
+            RECEIPTS.c.verdict == "passed",
+            or_(
+                RECEIPTS.c.data.contains(f'"{COUNTED_NOTIONAL}"'),
+                RECEIPTS.c.data.contains(f'"{COUNTED_PAIR}"'),
+            ),
+        )
+        .order_by(RECEIPTS.c.seq)
+    )
+    with ReceiptStore(url, migrate=False) as store, store.engine.connect() as conn:
+        return [json.loads(data) for (data,) in conn.execute(stmt)]
 
 
 def recover(url: str, pairs: Sequence[PairSpec], decode: Decode) -> Snapshot:

@@ -187,12 +187,16 @@ class Gateway:
         the OMS before its thread or any session starts: a gateway killed mid-trading picks
         up where its receipts (and quickfix's log, through the writer's reconciliation)
         leave it, and a fresh store gives an empty OMS."""
-        from oms.recovery import recover
+        from oms.recovery import canary_counted, recover
         from sessions.codec import decode
 
         config = self.config
         snapshot = recover(config.receipts_url, config.pair_specs(), decode)
         self.oms.restore(snapshot, {v.id: len(v.lines) for v in config.venues})
+        canary = self.stage.canary
+        if canary is not None:  # today's canary figures, whatever the stage starts in
+            now = self.oms.now()
+            canary.resume(canary_counted(config.receipts_url, canary.day_start_ns(now)), now)
         if not snapshot.empty:
             stats = snapshot.stats
             log.warning(

@@ -35,8 +35,9 @@ from oms.events import (
 from oms.orders import Order
 from oms.pairs import TradeOutcome
 from oms.receipts import Receipt, ReceiptStore
-from oms.recovery import recover
+from oms.recovery import canary_counted, recover
 from oms.risk import Canary, CanaryCaps, RiskConfig, RiskEngine
+from oms.risk.canary import DAY_NS
 from sessions.codec import decode
 from sessions.dashboard import Dashboard
 from sessions.demo import gateway_config
@@ -359,6 +360,44 @@ def test_canary_refuses_a_spread_trade_past_its_count_for_the_day() -> None:
     h.oms.pairs["GOLD"].held_until_ns = 0
     books()
     assert len(orders(h)) == 4
+
+
+def test_a_restarted_canary_takes_up_its_day_from_the_receipt_store(tmp_path: Path) -> None:
+    caps = {"max_pairs_per_day": 1, "max_lots_per_order": 28, "max_day_notional": "10000000"}
+    h = canary_harness(**caps)
+
+    def books(h: Harness) -> None:  # 3.5 USD/oz past the 2.0 entry
+        h.book("INNER", "AU", [("559.80", 30)], [("560.00", 50)])
+        h.book("OUTER", "GC", [("2406.0", 20)], [("2410.0", 20)])
+
+    books(h)
+    legs = orders(h)
+    for leg in legs:
+        h.fill_in_full(leg, "560.00" if leg.venue == "INNER" else "2406.0")
+    live = h.oms.risk.canary
+    assert live is not None and live.pairs == 1 and live.notional > 0
+
+    url = f"sqlite:///{tmp_path / 'receipts.sqlite'}"
+    with ReceiptStore(url) as store:
+        store.append_batch(h.receipts)
+    now = next(h.clock)
+    resumed = Canary(CanaryCaps(**caps), "USD")
+    resumed.resume(canary_counted(url, resumed.day_start_ns(now)), now)
+    assert (resumed.pairs, resumed.notional) == (1, live.notional)
+
+    # The restarted OMS, with the canary it took up, opens no second pair today.
+    again = Harness()
+    again.oms.risk.canary = resumed
+    books(again)
+    assert orders(again) == []
+    [refused] = refusals(again, "canary_max_pairs_per_day")[:1]
+    assert (refused.data["pairs_today"], refused.data["limit"]) == (1, 1)
+
+    # Yesterday's figures are not today's.
+    tomorrow = now + DAY_NS
+    fresh = Canary(CanaryCaps(**caps), "USD")
+    fresh.resume(canary_counted(url, fresh.day_start_ns(tomorrow)), tomorrow)
+    assert (fresh.pairs, fresh.notional) == (0, 0)
 
 
 def test_canary_in_the_configuration_needs_a_cap() -> None:

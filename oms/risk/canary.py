@@ -16,8 +16,8 @@ the base currency), so a cap reads like the ``max_notional`` limit it sits besid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,13 @@ from oms.risk.states import Figures
 from oms.risk.verdicts import Verdict
 
 DAY_NS: Final = 86_400 * 1_000_000_000
+
+COUNTED_NOTIONAL: Final = "canary_notional"
+"""The figure a passing verdict carries when the canary counted its notional toward the
+day's: what a restarted gateway adds up again (:meth:`Canary.resume`)."""
+
+COUNTED_PAIR: Final = "canary_pair"
+"""The figure a passing intent verdict carries when the canary counted it as a pair opened."""
 
 
 class CanaryCaps(BaseModel):
@@ -168,6 +175,27 @@ class Canary:
         """A spread trade that opens a position passed."""
         self._today(now_ns)
         self.pairs += 1
+
+    def resume(self, counted: Iterable[Mapping[str, object]], now_ns: int) -> None:
+        """Take up today's figures after a restart, from the figures of the verdicts that
+        passed risk earlier in the day (their receipts' ``data``): what the canary counted
+        then is marked :data:`COUNTED_NOTIONAL` and :data:`COUNTED_PAIR`. Without this, a
+        gateway restarted in the canary stage would start the day afresh, and one that
+        restarts often could open its day's cap of pairs again each time."""
+        self._today(now_ns)
+        for figures in counted:
+            notional = figures.get(COUNTED_NOTIONAL)
+            if notional is not None:
+                try:
+                    self.notional += Decimal(str(notional))
+                except InvalidOperation:
+                    continue
+            if figures.get(COUNTED_PAIR):
+                self.pairs += 1
+
+    def day_start_ns(self, now_ns: int) -> int:
+        """When the canary's day that holds ``now_ns`` began (UTC midnight)."""
+        return now_ns // DAY_NS * DAY_NS
 
     def status(self, now_ns: int) -> dict[str, str | int | None]:
         """Today's figures beside the caps, for operators."""

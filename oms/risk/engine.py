@@ -33,6 +33,7 @@ working order it covers, calling ``check_cancel(..., kill=True)`` (never throttl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
@@ -49,7 +50,7 @@ from oms.risk.books import (
     VenueBook,
 )
 from oms.risk.build import account_book, build_books, has_account_defaults, strategy_book
-from oms.risk.canary import Canary
+from oms.risk.canary import COUNTED_NOTIONAL, COUNTED_PAIR, Canary
 from oms.risk.health import HealthMonitor
 from oms.risk.ledger import Ledger
 from oms.risk.limits import RiskConfig
@@ -222,7 +223,9 @@ class RiskEngine:
                 reducing=reducing,
             )
         if canary is not None:
-            canary.count_order(_notional(verdict), now_ns)
+            counted = _notional(verdict)
+            canary.count_order(counted, now_ns)
+            return _with(verdict, {COUNTED_NOTIONAL: counted})
         return verdict
 
     def _leg(
@@ -620,8 +623,10 @@ class RiskEngine:
             return refusal
         if strat.entries is not None:
             strat.entries.add(now_ns)
+        counted: Figures = {}
         if canary is not None and not closing:
             canary.count_pair(now_ns)
+            counted = {COUNTED_PAIR: 1}
         f1 = first.figures
         f2 = second.figures
         return Verdict(
@@ -636,6 +641,7 @@ class RiskEngine:
                 "outer_net_after": f2["net_after"],
                 "outer_gross_after": f2["gross_after"],
                 "pay_up_ticks": pay_up,
+                **counted,
             },
             NO_NOTICES,
             closing,
@@ -896,6 +902,7 @@ class RiskEngine:
             )
         if canary is not None:
             canary.count_order(added, now_ns)
+            return _with(verdict, {COUNTED_NOTIONAL: added})
         return verdict
 
     # -- what the OMS feeds back -------------------------------------------------------------
@@ -1099,6 +1106,11 @@ class RiskEngine:
 
 
 _CANCEL_PASSED: Final = Verdict(True, v.PASSED, "cancels pass in every trading state")
+
+
+def _with(verdict: Verdict, figures: Figures) -> Verdict:
+    """``verdict`` with more figures: what the canary counted goes in its receipt."""
+    return dataclasses.replace(verdict, figures={**verdict.figures, **figures})
 
 
 def _notional(verdict: Verdict) -> Decimal:
