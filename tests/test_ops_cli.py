@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -167,50 +168,59 @@ def all_up(ops: Ops) -> bool:
     )
 
 
-@pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
-    work = tmp_path_factory.mktemp("ops")
-    clients = ["T1", PRI, BAK]
+@contextmanager
+def quiet_gold_venues(
+    clients: list[str], comp_ids: tuple[str, str] = ("INNER", "OUTER")
+) -> Iterator[tuple[Venue, Venue, dict[str, FixClient]]]:
+    """The two gold venues, each with a maker (CompID T1) resting books far apart (no spread
+    to trade, so a gateway is ready at once); stopped and retired on the way out."""
     inner = Venue(
-        venue_config(id="INNER", comp_id="INNER", clients=clients, instruments=[GOLD_INNER])
+        venue_config(id="INNER", comp_id=comp_ids[0], clients=clients, instruments=[GOLD_INNER])
     )
     outer = Venue(
-        venue_config(id="OUTER", comp_id="OUTER", clients=clients, instruments=[GOLD_OUTER])
+        venue_config(id="OUTER", comp_id=comp_ids[1], clients=clients, instruments=[GOLD_OUTER])
     )
-    venues = [inner, outer]
     makers: dict[str, FixClient] = {}
-    proc: subprocess.Popen[str] | None = None
-    log_file = work / "gateway.log"
     try:
-        for venue in venues:
+        for venue in (inner, outer):
             venue.start()
             makers[venue.id] = FixClient(
                 port=venue.config.port, sender="T1", target=venue.config.comp_id
             ).start()
-        # Books far apart (no spread to trade), so that the gateway is ready at once.
         rest(makers["INNER"], "AU", Side.BUY, 5, "550.00")
         rest(makers["INNER"], "AU", Side.SELL, 5, "570.00")
         rest(makers["OUTER"], "GC", Side.BUY, 5, "2390.0")
         rest(makers["OUTER"], "GC", Side.SELL, 5, "2415.0")
-        config = work / "gateway.toml"
-        config.write_text(gateway_toml(work, venues))
-        proc = launch_gateway(config, log_file, TOKEN)
-        admin = work / "admin.json"
-        assert wait_until(lambda: admin.exists() or proc.poll() is not None, 30), (
-            f"no admin.json; gateway log:\n{log_file.read_text()}"
-        )
-        assert proc.poll() is None, f"the gateway exited:\n{log_file.read_text()}"
-        state = Ops(inner, outer, makers, work, proc, log_file)
-        assert wait_until(lambda: all_up(state), 30, poll_s=0.3), (
-            f"the gateway's lines did not all log on:\n{log_file.read_text()}"
-        )
-        yield state
+        yield inner, outer, makers
     finally:
-        terminate(proc)
         for client in makers.values():
             client.stop()
-        for venue in venues:
+        for venue in (inner, outer):
             venue.retire()
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    work = tmp_path_factory.mktemp("ops")
+    proc: subprocess.Popen[str] | None = None
+    log_file = work / "gateway.log"
+    with quiet_gold_venues(["T1", PRI, BAK]) as (inner, outer, makers):
+        try:
+            config = work / "gateway.toml"
+            config.write_text(gateway_toml(work, [inner, outer]))
+            proc = launch_gateway(config, log_file, TOKEN)
+            admin = work / "admin.json"
+            assert wait_until(lambda: admin.exists() or proc.poll() is not None, 30), (
+                f"no admin.json; gateway log:\n{log_file.read_text()}"
+            )
+            assert proc.poll() is None, f"the gateway exited:\n{log_file.read_text()}"
+            state = Ops(inner, outer, makers, work, proc, log_file)
+            assert wait_until(lambda: all_up(state), 30, poll_s=0.3), (
+                f"the gateway's lines did not all log on:\n{log_file.read_text()}"
+            )
+            yield state
+        finally:
+            terminate(proc)
 
 
 def rest(client: FixClient, symbol: str, side: Side, qty: int, price: str) -> str:

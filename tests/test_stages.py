@@ -48,9 +48,9 @@ from sessions.simulator.client import FixClient
 from sessions.simulator.matching import Phase
 from sessions.simulator.venue import Venue
 from sessions.stage import StageError
-from tests.conftest import GOLD_INNER, launch_gateway, terminate, venue_config, wait_until
+from tests.conftest import launch_gateway, terminate, wait_until
 from tests.oms_harness import INSTRUMENTS, Harness, gold, orders
-from tests.test_ops_cli import GOLD_OUTER, TOKEN, cmc, gateway_toml, rest
+from tests.test_ops_cli import TOKEN, cmc, gateway_toml, quiet_gold_venues, rest
 
 GW = ("GW-PRI", "GW-BAK")
 
@@ -434,57 +434,39 @@ def test_the_acceptance_report_states_the_stages_and_leaves_paper_out() -> None:
 def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`cmc gateway` as a subprocess (canary caps configured, day-limit legs) against two
     venues in this process, with far-apart books from their makers."""
-    clients = ["T1", *GW]
-    inner = Venue(
-        venue_config(id="INNER", comp_id="STG-IN", clients=clients, instruments=[GOLD_INNER])
-    )
-    outer = Venue(
-        venue_config(id="OUTER", comp_id="STG-OUT", clients=clients, instruments=[GOLD_OUTER])
-    )
-    makers: dict[str, FixClient] = {}
     proc: subprocess.Popen[str] | None = None
     log_file = tmp_path / "gateway.log"
-    try:
-        for venue in (inner, outer):
-            venue.start()
-            makers[venue.id] = FixClient(
-                port=venue.config.port, sender="T1", target=venue.config.comp_id
-            ).start()
-        rest(makers["INNER"], "AU", Side.BUY, 5, "550.00")
-        rest(makers["INNER"], "AU", Side.SELL, 5, "570.00")
-        rest(makers["OUTER"], "GC", Side.BUY, 5, "2390.0")
-        rest(makers["OUTER"], "GC", Side.SELL, 5, "2415.0")
-        config = tmp_path / "gateway.toml"
-        config.write_text(
-            gateway_toml(tmp_path, [inner, outer])
-            + '\n[stage]\ncurrent = "live"\n[stage.canary]\nmax_lots_per_order = 28\n'
-        )
-        proc = launch_gateway(config, log_file, TOKEN)
-        state = ["--state-dir", str(tmp_path)]
+    with quiet_gold_venues(["T1", *GW], ("STG-IN", "STG-OUT")) as (inner, outer, makers):
+        try:
+            config = tmp_path / "gateway.toml"
+            config.write_text(
+                gateway_toml(tmp_path, [inner, outer])
+                + '\n[stage]\ncurrent = "live"\n[stage.canary]\nmax_lots_per_order = 28\n'
+            )
+            proc = launch_gateway(config, log_file, TOKEN)
+            state = ["--state-dir", str(tmp_path)]
 
-        def up() -> bool:
-            answer = cmc("sessions", "list", "--json", *state)
-            if answer.returncode:
-                return False
-            return all(line["logged_on"] for line in json.loads(answer.stdout)["lines"])
+            def up() -> bool:
+                answer = cmc("sessions", "list", "--json", *state)
+                if answer.returncode:
+                    return False
+                return all(line["logged_on"] for line in json.loads(answer.stdout)["lines"])
 
-        assert wait_until(lambda: proc.poll() is not None or up(), 40, 0.3), log_file.read_text()
-        assert proc.poll() is None, log_file.read_text()
-        yield {
-            "inner": inner,
-            "outer": outer,
-            "makers": makers,
-            "state": state,
-            "proc": proc,
-            "log": log_file,
-            "work": tmp_path,
-        }
-    finally:
-        terminate(proc)
-        for client in makers.values():
-            client.stop()
-        for venue in (inner, outer):
-            venue.retire()
+            assert wait_until(lambda: proc.poll() is not None or up(), 40, 0.3), (
+                log_file.read_text()
+            )
+            assert proc.poll() is None, log_file.read_text()
+            yield {
+                "inner": inner,
+                "outer": outer,
+                "makers": makers,
+                "state": state,
+                "proc": proc,
+                "log": log_file,
+                "work": tmp_path,
+            }
+        finally:
+            terminate(proc)
 
 
 @pytest.mark.fix
