@@ -258,6 +258,26 @@ def _clients_main(
     exit_process(0)
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) that process ``pid`` and the processes it
+    started have used so far, from Linux's /proc; 0.0 where there is no /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+    return total
+
+
 def _child(ctx: Any, target: Any, *args: Any) -> tuple[Any, Connection]:
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(target=target, args=(theirs, *args))
@@ -283,21 +303,28 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> dict[str, Any]:
             step = progress.add_task("venue starting")
             children.append(_child(ctx, _venue_main, venue_port, lots))
             instruments = _answer(children[-1][1], "the venue")
+            venue_pid = children[-1][0].pid
             progress.update(step, description="bare quickfix: client -> venue")
+            venue_cpu = _cpu_s(venue_pid)
             children.append(
                 _child(
                     ctx, _clients_main, "bare", venue_port, args.orders, args.warmup, args.window
                 )
             )
             floor = float(_answer(children[-1][1], "the bare client"))
+            floor_cpu = {
+                "venue": _cpu_s(venue_pid) - venue_cpu,
+                "clients": _cpu_s(children[-1][0].pid),
+            }
             progress.update(step, description="gateway starting")
             config = gateway_config(venue_port, instruments, work, client_port)
             children.append(_child(ctx, _gateway_main, config))
             if not _answer(children[-1][1], "the gateway"):
                 raise RuntimeError("the gateway did not log on to the venue within 30 s")
-            gateway_conn = children[-1][1]
+            gateway_conn, gateway_pid = children[-1][1], children[-1][0].pid
             gateway_conn.send("cpu")
             cpu_before = float(_answer(gateway_conn, "the gateway"))
+            tree_before, venue_cpu = _cpu_s(gateway_pid), _cpu_s(venue_pid)
             progress.update(step, description="through the gateway")
             children.append(
                 _child(
@@ -312,11 +339,14 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> dict[str, Any]:
             )
             gateway_rate = float(_answer(children[-1][1], "the gateway's clients"))
             gateway_conn.send("cpu")
-            cpu_per_order_us = (
-                (float(_answer(gateway_conn, "the gateway")) - cpu_before)
-                / (args.orders + args.warmup)
-                * 1e6
-            )
+            gateway_cpu = float(_answer(gateway_conn, "the gateway")) - cpu_before
+            path_cpu = {
+                "venue": _cpu_s(venue_pid) - venue_cpu,
+                "clients": _cpu_s(children[-1][0].pid),
+                "gateway": gateway_cpu,
+                "receipt writer": _cpu_s(gateway_pid) - tree_before - gateway_cpu,
+            }
+            cpu_per_order_us = gateway_cpu / (args.orders + args.warmup) * 1e6
     finally:
         for proc, conn in reversed(children):  # clients, then the gateway, then the venue
             with contextlib.suppress(OSError):
@@ -338,6 +368,21 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> dict[str, Any]:
     table.add_row(
         "gateway process CPU per order (warm-up included)", f"{cpu_per_order_us:,.0f} µs", ""
     )
+    per_order = 1e6 / (args.orders + args.warmup)
+    floor_us = {k: v * per_order for k, v in floor_cpu.items()}
+    path_us = {k: v * per_order for k, v in path_cpu.items()}
+    ceiling = sum(floor_us.values()) / sum(path_us.values()) if sum(path_us.values()) else 0.0
+    table.add_row(
+        "CPU per order, every process: floor",
+        f"{sum(floor_us.values()):,.0f} µs",
+        ", ".join(f"{k} {v:,.0f}" for k, v in floor_us.items()),
+    )
+    table.add_row(
+        "CPU per order, every process: through the gateway",
+        f"{sum(path_us.values()):,.0f} µs",
+        ", ".join(f"{k} {v:,.0f}" for k, v in path_us.items()),
+    )
+    table.add_row("floor CPU / gateway path CPU (the CPU-bound ceiling)", f"{ceiling:.0%}", "")
     table.caption = (
         f"{args.orders:,} orders each, {args.window or 'all'} outstanding; goal >= 50% of "
         f"the floor; venue, gateway and clients in processes of their own; {machine_line()}"
@@ -350,6 +395,9 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> dict[str, Any]:
         "gateway_orders_per_s": round(gateway_rate, 1),
         "ratio": round(ratio, 4),
         "gateway_cpu_per_order_us": round(cpu_per_order_us, 1),
+        "floor_cpu_per_order_us": {k: round(v, 1) for k, v in floor_us.items()},
+        "path_cpu_per_order_us": {k: round(v, 1) for k, v in path_us.items()},
+        "cpu_ceiling_ratio": round(ceiling, 4),
         "goal_ratio": 0.5,
         "met": ratio >= 0.5,
         "machine": machine_info(),
