@@ -16,6 +16,12 @@ rule are opened past what a burst of orders queued behind one another would trip
 demo's limits, a long run buying at the ask and marking at the mid reaches the daily loss
 limit, and queued acks trip the 250 ms ack-latency halt: both rightly).
 
+Beside the rates, the CPU each process spent per order on each path (Linux's /proc: user
+plus system, every thread, warm-up included): when both paths keep every CPU busy, as on a
+two-CPU machine they do, the rates stand in the inverse ratio of those totals, so the floor's
+total over the gateway path's is the most the gateway's rate can be as a share of the floor
+there, whatever its latency.
+
 Run: ``.venv/bin/python bench/throughput.py [--orders N] [--window W] [--json]``; with
 ``CMC_THROUGHPUT_PROFILE=path`` the gateway also writes a cProfile of its OMS thread there.
 """
