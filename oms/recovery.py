@@ -43,7 +43,13 @@ if TYPE_CHECKING:
     from oms.line_health import LineWatch
     from oms.pair_engine import PairEngine
 
+STAGE_CHANGE_KIND: Final = "operator.stage"
+"""An operator's change of delivery stage (shadow, canary, live): the last one is handed to
+the gateway's stage control with the snapshot, as an operator's pull-back outlives a
+restart (``sessions.stage``)."""
+
 RECOVERY_KINDS: Final = (
+    STAGE_CHANGE_KIND,
     "command.send_order",
     "command.cancel_order",
     "command.replace_order",
@@ -117,6 +123,8 @@ class Snapshot:
     orders: Orders
     pairs: dict[str, PairState]
     stats: RecoveryStats
+    stage_change: Receipt | None = None
+    """The last operator's stage change the store holds (``STAGE_CHANGE_KIND``), if any."""
 
     @property
     def working(self) -> list[Order]:
@@ -222,6 +230,7 @@ class _Replay:
         self.stats = RecoveryStats()
         self.units: dict[str, int] = {}  # pair -> position of its last finished trade
         self.trade_ids: set[str] = set()
+        self.stage_change: Receipt | None = None
 
     def apply(self, r: Receipt) -> None:
         self.stats.receipts += 1
@@ -245,6 +254,8 @@ class _Replay:
                 self._report(r.raw, r.venue, r.line, r.cause_ns or r.ts_ns)
         elif kind == "fix.unrecorded":
             self._unrecorded(r)
+        elif kind == STAGE_CHANGE_KIND:
+            self.stage_change = r
         elif kind == "alert.reconcile":
             if r.verdict == "never_arrived":
                 self._never_arrived(r)
@@ -452,7 +463,7 @@ class _Replay:
                 numbers=numbers,
             )
         self.stats.working = len(self.orders.working())
-        return Snapshot(self.orders, pairs, self.stats)
+        return Snapshot(self.orders, pairs, self.stats, self.stage_change)
 
 
 def _decimal(value: object) -> Decimal | None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from oms.clock import now_ns
 from oms.receipts import Receipt
+from oms.recovery import STAGE_CHANGE_KIND
 from oms.risk import Canary
 from sessions.gateway_config import GatewayConfig, Stage
 from sessions.shadow import ShadowVenues
@@ -43,9 +44,11 @@ log = logging.getLogger("cmc.stage")
 
 PAPER_PREFIX: Final = "shadow."
 """What a paper receipt's kind starts with."""
-CHANGE_KIND: Final = "operator.stage"
+CHANGE_KIND: Final = STAGE_CHANGE_KIND
 START_KIND: Final = "stage.start"
 STAGES: Final = tuple(s.value for s in Stage)
+CAUTION: Final = (Stage.SHADOW, Stage.CANARY, Stage.LIVE)
+"""The stages from the most cautious: what an operator pulls back to outlives a restart."""
 
 
 class StageError(ValueError):
@@ -107,6 +110,8 @@ class StageControl:
         """At start, before the OMS thread runs: a gateway that starts in shadow must not
         inherit real orders or positions from its receipt store; the start's stage is
         recorded."""
+        if recovered is not None:
+            self._keep_pull_back(oms, recovered)
         if self.current is Stage.SHADOW and recovered is not None and not recovered.empty:
             held = self._blockers(oms) + self._exposure(oms)
             if held:
@@ -125,6 +130,54 @@ class StageControl:
                 reason=f"from {self.why}",
                 data={"to": self.current.value, "who": self.who, **self._caps_data()},
             )
+        )
+
+    def _keep_pull_back(self, oms: Oms, recovered: Snapshot) -> None:
+        """Start in the stage an operator last set when it is more cautious than the
+        configuration's: a gateway pulled back to shadow or canary after an incident must
+        not come back live because it restarted. Moving on again is an operator's act
+        (`cmc stage set`), which also ends the pull-back for later restarts. A configuration
+        can still make a start more cautious, never less."""
+        change = recovered.stage_change
+        if change is None:
+            return
+        try:
+            kept = Stage(str(change.data.get("to")))
+        except ValueError:
+            return
+        configured = self.current
+        if CAUTION.index(kept) >= CAUTION.index(configured):
+            return
+        if kept is Stage.CANARY and self.canary is None:
+            log.warning(
+                "an operator last set the canary stage, but the configuration has no "
+                "[stage.canary] caps any more: starting in %s as configured",
+                configured.value,
+            )
+            return
+        if kept is Stage.SHADOW and not recovered.empty and self._exposure(oms):
+            log.warning(  # cannot happen through cmc: shadow is entered flat, trades paper
+                "an operator last set shadow, but the receipt store holds real positions: "
+                "starting in %s as configured",
+                configured.value,
+            )
+            return
+        self._leave(oms, configured)
+        self._enter(oms, kept, seed=False)
+        who = str(change.data.get("who") or "an operator")
+        self.current, self.who = kept, who
+        self.why = (
+            f"kept from before the restart ({change.reason or 'no reason given'}); the "
+            f"configuration says {configured.value}: `cmc stage set {configured.value}` to "
+            "move on"
+        )
+        log.warning(
+            "starting in %s, not the configured %s: %s set it before the restart; "
+            "`cmc stage set %s` moves on",
+            kept.value,
+            configured.value,
+            who,
+            configured.value,
         )
 
     # -- the OMS thread ------------------------------------------------------------------------
@@ -171,7 +224,8 @@ class StageControl:
                     + "; ".join(held)
                     + ". Shadow starts and ends flat, so that paper fills and real ones never "
                     "add up in one position: let the strategy close it, or (from shadow) "
-                    "restart the gateway, which recovers real positions only"
+                    "restart the gateway, which comes back in shadow with real positions "
+                    "only (flat), and set the stage then"
                 )
         self._leave(oms, before)
         self._enter(oms, to, seed=True)

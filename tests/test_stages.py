@@ -430,6 +430,19 @@ def test_the_acceptance_report_states_the_stages_and_leaves_paper_out() -> None:
 # -- the operator's stage change, through the real CLI ---------------------------------------------
 
 
+def wait_for_gateway(proc: subprocess.Popen[str], state: list[str], log: Path) -> None:
+    """Until every line of the gateway is logged on (its admin API answering)."""
+
+    def up() -> bool:
+        answer = cmc("sessions", "list", "--json", *state)
+        if answer.returncode:
+            return False
+        return all(line["logged_on"] for line in json.loads(answer.stdout)["lines"])
+
+    assert wait_until(lambda: proc.poll() is not None or up(), 40, 0.3), log.read_text()
+    assert proc.poll() is None, log.read_text()
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`cmc gateway` as a subprocess (canary caps configured, day-limit legs) against two
@@ -445,17 +458,7 @@ def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
             )
             proc = launch_gateway(config, log_file, TOKEN)
             state = ["--state-dir", str(tmp_path)]
-
-            def up() -> bool:
-                answer = cmc("sessions", "list", "--json", *state)
-                if answer.returncode:
-                    return False
-                return all(line["logged_on"] for line in json.loads(answer.stdout)["lines"])
-
-            assert wait_until(lambda: proc.poll() is not None or up(), 40, 0.3), (
-                log_file.read_text()
-            )
-            assert proc.poll() is None, log_file.read_text()
+            wait_for_gateway(proc, state, log_file)
             yield {
                 "inner": inner,
                 "outer": outer,
@@ -546,3 +549,53 @@ def test_cmc_stage_set_is_refused_while_orders_work_and_leaves_a_receipt(
     ]
     first = changes[0]
     assert (first.data["who"], first.reason, first.verdict) == ("ops", "paper trial", "shadow")
+
+
+@pytest.mark.fix
+def test_an_operators_pull_back_outlives_a_restart_until_an_operator_moves_on(
+    running: dict[str, Any],
+) -> None:
+    state, log, work = running["state"], running["log"], running["work"]
+
+    def ok(*args: str) -> subprocess.CompletedProcess[str]:
+        done = cmc(*args, *state)
+        assert done.returncode == 0, (done.stdout, done.stderr, log.read_text()[-3000:])
+        return done
+
+    def stage() -> dict[str, Any]:
+        return dict(json.loads(ok("stage", "--json").stdout))
+
+    def restart(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+        again = launch_gateway(work / "gateway.toml", log, TOKEN)
+        wait_for_gateway(again, state, log)
+        return again
+
+    assert stage()["stage"] == "live"  # as configured
+    ok("stage", "set", "shadow", "--why", "venue incident", "--who", "ops", "--yes")
+    proc = restart(running["proc"])
+    try:
+        kept = stage()
+        assert (kept["stage"], kept["who"]) == ("shadow", "ops")
+        assert "kept from before the restart (venue incident)" in kept["why"]
+        assert "cmc stage set live" in kept["why"]
+        assert "starting in shadow, not the configured live" in log.read_text()
+
+        ok("stage", "set", "canary", "--why", "incident over", "--who", "ops", "--yes")
+        proc = restart(proc)
+        assert stage()["stage"] == "canary"  # still more cautious than the configured live
+        ok("stage", "set", "live", "--why", "accepted", "--who", "ops", "--yes")
+        proc = restart(proc)
+        again = stage()
+        assert (again["stage"], again["who"]) == ("live", "configuration")
+    finally:
+        terminate(proc)
+    with ReceiptStore(f"sqlite:///{work / 'receipts.sqlite'}") as store:
+        starts = [r for r in store.all() if r.kind == "stage.start"]
+    assert [(r.verdict, r.data["who"]) for r in starts] == [
+        ("live", "configuration"),
+        ("shadow", "ops"),
+        ("canary", "ops"),
+        ("live", "configuration"),
+    ]
