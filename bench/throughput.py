@@ -60,7 +60,7 @@ from sessions.fixengine import exit_process  # noqa: E402
 from sessions.fixwire import utc_timestamp  # noqa: E402
 from sessions.gateway import Gateway  # noqa: E402
 from sessions.gateway_config import GatewayConfig  # noqa: E402
-from sessions.measure import machine_info, machine_line  # noqa: E402
+from sessions.measure import machine_info, machine_line, process_cpu_s  # noqa: E402
 from sessions.ports import free_port  # noqa: E402
 from sessions.simulator.client import FixClient  # noqa: E402
 from sessions.simulator.config import VenueConfig  # noqa: E402
@@ -265,23 +265,8 @@ def _clients_main(
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) that process ``pid`` and the processes it
-    started have used so far, from Linux's /proc; 0.0 where there is no /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            tasks = list(Path(f"/proc/{current}/task").iterdir())
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-        for task in tasks:
-            with contextlib.suppress(OSError):
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-    return total
+    """CPU seconds of ``pid`` and the processes it started (0.0 where /proc cannot say)."""
+    return process_cpu_s(pid, descendants=True) or 0.0
 
 
 def _child(ctx: Any, target: Any, *args: Any) -> tuple[Any, Connection]:

@@ -96,7 +96,7 @@ from rich.progress import (  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from sessions.demo import bench_risk  # noqa: E402
-from sessions.measure import machine_info, percentile  # noqa: E402
+from sessions.measure import machine_info, percentile, process_cpu_s  # noqa: E402
 
 # -- the market ---------------------------------------------------------------------------------
 
@@ -510,15 +510,6 @@ def _gateway_main(conn: Connection, spec: dict[str, Any]) -> None:
                 return
 
 
-def _proc_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of another process so far (Linux /proc), if readable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _stop_gateway(gateway: Any) -> dict[str, Any]:
     def pair_state(oms: Any) -> dict[str, Any]:
         pair = oms.pairs["GOLD"]
@@ -532,7 +523,8 @@ def _stop_gateway(gateway: Any) -> dict[str, Any]:
     out: dict[str, Any] = {**_line_report(gateway), **gateway.oms.call(pair_state)}
     out["callback_errors"] = gateway.sessions.application.callback_errors
     out["gateway_cpu_s"] = round(sum(os.times()[:2]), 2)
-    out["writer_cpu_s"] = _proc_cpu_s(gateway.receipts.pid)
+    writer_cpu_s = process_cpu_s(gateway.receipts.pid)
+    out["writer_cpu_s"] = None if writer_cpu_s is None else round(writer_cpu_s, 2)
     gateway.stop()  # sessions (log out), the OMS thread, then the receipt writer (flushes)
     try:
         out["receipts_written"] = gateway.receipts.close()  # close() again: the same answer
