@@ -419,18 +419,8 @@ class ShadowVenues:
         paper = self.orders.get((command.venue, command.clordid))
         order = paper.order if paper is not None else None
         if paper is None or order is None:
-            return self._event(
-                venue=command.venue,
-                line=line,
-                clordid=command.clordid,
-                orig_clordid=None,
-                venue_order_id=_UNKNOWN_ORDER,
-                exec_type=ExecType.ORDER_STATUS,
-                ord_status=OrdStatus.REJECTED,
-                symbol=command.symbol,
-                side=command.side,
-                order_qty=None,
-                text=Reason.UNKNOWN_ORDER.value,
+            return self._unknown(
+                command, line, ExecType.ORDER_STATUS, None, Reason.UNKNOWN_ORDER.value
             )
         paper.line = line  # answered on the line that asked, which has it from now on
         return self._event(
@@ -502,18 +492,30 @@ class ShadowVenues:
         return out
 
     def _refusal(self, command: SendOrder, line: LineRole, why: str) -> ExecutionReceived:
+        return self._unknown(command, line, ExecType.REJECTED, command.qty, why)
+
+    def _unknown(
+        self,
+        command: SendOrder | StatusRequest,
+        line: LineRole,
+        exec_type: ExecType,
+        order_qty: int | None,
+        text: str,
+    ) -> ExecutionReceived:
+        """A Rejected report for an order the paper venue has no OrderID for: a new order it
+        refused, or a status request about one it does not know."""
         return self._event(
             venue=command.venue,
             line=line,
             clordid=command.clordid,
             orig_clordid=None,
             venue_order_id=_UNKNOWN_ORDER,
-            exec_type=ExecType.REJECTED,
+            exec_type=exec_type,
             ord_status=OrdStatus.REJECTED,
             symbol=command.symbol,
             side=command.side,
-            order_qty=command.qty,
-            text=why,
+            order_qty=order_qty,
+            text=text,
         )
 
     def _cancel_reject(
